@@ -1,0 +1,1 @@
+"""TOML presets, loaded with emomon.models.config.load_config(name)."""

@@ -1,0 +1,138 @@
+"""What every fused architecture shares: input preparation (alignment, scaling, absent modalities) and outputs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emomon.models.config import ModelConfig
+from emomon.models.encoders.base import Frames
+from emomon.models.scaler import JointStandardScaler
+
+
+@dataclass
+class FusionInput:
+    """Model-ready tensors: scaled text (B, Lt, D) and aligned, scaled speech (B, Ls, D), each with a mask."""
+
+    text: torch.Tensor
+    text_mask: torch.Tensor
+    speech: torch.Tensor
+    speech_mask: torch.Tensor
+    #: Optional extras some architectures use (e.g. word timestamps for the graph of the complementary model).
+    extras: dict = field(default_factory=dict)
+
+    def to(self, device: torch.device) -> "FusionInput":
+        return FusionInput(self.text.to(device), self.text_mask.to(device), self.speech.to(device), self.speech_mask.to(device),
+                           {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.extras.items()})
+
+
+@dataclass
+class EmotionOutput:
+    """The fused class distribution, and each step's (or branch's) own distribution, all (batch, classes)."""
+
+    probs: torch.Tensor
+    steps: dict[str, torch.Tensor]
+    log_probs: torch.Tensor
+
+
+def align_length(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Stretch or compress a (time, dim) sequence to ``length`` rows by linear interpolation (HyFusER §4.2)."""
+    if x.shape[0] == length:
+        return x
+    if x.shape[0] == 1:
+        return x.expand(length, -1)
+    return F.interpolate(x.t()[None], size=length, mode="linear", align_corners=True)[0].t()
+
+
+class FusionModel(nn.Module):
+    """Base class: holds the scaler and turns encoder :class:`Frames` into a :class:`FusionInput`.
+
+    An absent modality (no transcript, or dropped in training) arrives as an empty sequence and becomes a single
+    all-zero frame in the scaled space, i.e. the training mean: a neutral placeholder the model learns to ignore.
+    """
+
+    arch: ClassVar[str] = ""
+    step_names: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``prepare`` stretches speech to ``speech_len`` (architectures with recurrent speech paths may not).
+    aligns_speech: ClassVar[bool] = True
+
+    def __init__(self, cfg: ModelConfig, text_dim: int, speech_dim: int, n_classes: int, scaler: JointStandardScaler | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.text_dim, self.speech_dim, self.n_classes = text_dim, speech_dim, n_classes
+        self.d_model = cfg.d_model or text_dim
+        if not cfg.d_model and text_dim != speech_dim:
+            raise ValueError(f"text ({text_dim}) and speech ({speech_dim}) widths differ: set model.d_model to project both")
+        self.scaler = scaler or JointStandardScaler.identity(text_dim, speech_dim)
+        for k, v in self.scaler.tensors().items():
+            self.register_buffer(k, v, persistent=False)  # stored in the checkpoint's JSON, not its weights
+        self.text_in = nn.Identity() if self.d_model == text_dim else nn.Linear(text_dim, self.d_model)
+        self.speech_in = nn.Identity() if self.d_model == speech_dim else nn.Linear(speech_dim, self.d_model)
+
+    def set_scaler(self, scaler: JointStandardScaler) -> None:
+        self.scaler = scaler
+        for k, v in scaler.tensors().items():
+            setattr(self, k, v.to(self.text_mean.device))
+
+    # ------------------------------------------------------------------------------------------- inputs
+    def prepare(self, text: Frames, speech: Frames, extras: dict | None = None) -> FusionInput:
+        device = self.text_mean.device
+        t_vals, t_mask = text.values[:, : self.cfg.text_len], text.mask[:, : self.cfg.text_len]
+        t = (t_vals.to(device) - self.text_mean) / self.text_std
+        t_mask = t_mask.to(device).clone()
+        t = t * t_mask[..., None]
+        empty = ~t_mask.any(1)
+        if empty.any():  # absent text: one zero frame
+            t_mask[empty, 0] = True
+        s, s_mask = self._prepare_speech(speech, device)
+        return FusionInput(t, t_mask, s, s_mask, extras or {})
+
+    def _prepare_speech(self, speech: Frames, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = speech.lengths.tolist()
+        if self.aligns_speech:
+            L = self.cfg.speech_len
+            out = torch.zeros(len(lengths), L, self.speech_dim, device=device)
+            mask = torch.zeros(len(lengths), L, dtype=torch.bool, device=device)
+            for i, n in enumerate(lengths):
+                if n == 0:
+                    mask[i, 0] = True  # absent speech
+                    continue
+                x = (speech.values[i, : int(n)].to(device) - self.speech_mean) / self.speech_std
+                out[i] = align_length(x, L)
+                mask[i] = True
+            return out, mask
+        vals = (speech.values.to(device) - self.speech_mean) / self.speech_std
+        mask = speech.mask.to(device).clone()
+        vals = vals * mask[..., None]
+        mask[~mask.any(1), 0] = True
+        return vals, mask
+
+    # ------------------------------------------------------------------------------------------- outputs
+    @staticmethod
+    def average_ensemble(step_logits: dict[str, torch.Tensor]) -> EmotionOutput:
+        """Average of the steps' softmax distributions (HyFusER eq. 9), with a stable log for the loss."""
+        log_ps = {k: F.log_softmax(v.float(), -1) for k, v in step_logits.items()}
+        stacked = torch.stack(list(log_ps.values()))
+        log_mean = torch.logsumexp(stacked, 0) - math.log(len(log_ps))
+        return EmotionOutput(log_mean.exp(), {k: v.exp() for k, v in log_ps.items()}, log_mean)
+
+    def loss(self, out: EmotionOutput, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        """Cross-entropy of the fused distribution, plus ``step_loss_weight`` x the mean per-step cross-entropy."""
+        loss = _nll(out.log_probs, labels, label_smoothing)
+        w = self.cfg.step_loss_weight
+        if w > 0 and out.steps:
+            step = sum(_nll(p.clamp_min(1e-8).log(), labels, label_smoothing) for p in out.steps.values()) / len(out.steps)
+            loss = loss + w * step
+        return loss
+
+
+def _nll(log_probs: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    nll = F.nll_loss(log_probs, labels)
+    if smoothing <= 0:
+        return nll
+    return (1 - smoothing) * nll - smoothing * log_probs.mean(-1).mean()

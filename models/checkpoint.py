@@ -1,0 +1,200 @@
+"""Checkpoints: a directory with ``model.safetensors`` (weights) and ``config.json`` (everything else).
+
+``config.json`` holds the format version, the full preset (encoders, architecture, classes, training settings),
+the encoders' fingerprints and widths, the joint scaler statistics, the SHA-256 of the weights file and the
+metrics measured when it was trained. Loading checks all of it - format, preset values, checksum, tensor names and
+shapes - and reads only JSON and safetensors: no pickle, so no code is ever executed from a checkpoint.
+
+Shipped checkpoints live in ``emomon/models/weights/<name>/`` and load by name (``load_checkpoint("en-tiny")``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from emomon import __version__
+from emomon.errors import ConfigError, ModelError
+from emomon.models.config import EmomonConfig, config_from_dict, config_to_dict
+from emomon.models.registry import build_model
+from emomon.models.scaler import JointStandardScaler
+
+FORMAT = "emomon.checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+DEFAULT_CHECKPOINT = "en-tiny"
+
+
+@dataclass
+class Checkpoint:
+    config: EmomonConfig
+    model: torch.nn.Module
+    fingerprints: dict[str, str]
+    dims: dict[str, int]
+    metadata: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.config.classes
+
+
+def packaged_checkpoints() -> list[str]:
+    root = resources.files("emomon.models.weights")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and p.joinpath(CONFIG_FILE).is_file())
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A checkpoint directory from a path (directory, or either of its two files) or a packaged name."""
+    p = Path(name_or_path).expanduser()
+    if p.is_file() and p.name in (CONFIG_FILE, WEIGHTS_FILE):
+        p = p.parent
+    if p.is_dir():
+        return p
+    if p.exists():
+        raise ModelError(f"{p} is not a checkpoint: give the directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+    if "/" not in str(name_or_path):
+        res = resources.files("emomon.models.weights").joinpath(str(name_or_path))
+        if res.is_dir() and res.joinpath(CONFIG_FILE).is_file():
+            return Path(str(res))
+    shipped = ", ".join(packaged_checkpoints()) or "none"
+    raise ModelError(f"checkpoint not found: {name_or_path} (shipped checkpoints: {shipped})")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(directory: str | Path, model, config: EmomonConfig, fingerprints: dict[str, str], metadata: dict | None = None) -> Path:
+    """Write ``model`` and its config into ``directory`` (created if needed); files are replaced atomically."""
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        blob = save(state, metadata={"format": FORMAT, "arch": config.model.arch})
+        _atomic_write(directory / WEIGHTS_FILE, blob)
+        cfg = dict(config_to_dict(config))
+        cfg.pop("base_dir", None)
+        doc = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "emomon_version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "config": cfg,
+            "dims": {"text": model.text_dim, "speech": model.speech_dim},
+            "fingerprints": dict(fingerprints),
+            "scaler": model.scaler.to_dict(),
+            "weights": {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(blob).hexdigest(), "parameters": sum(v.numel() for v in state.values())},
+            "metadata": metadata or {},
+        }
+        _atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())
+    except OSError as exc:
+        from emomon.errors import OutputError
+
+        raise OutputError(f"cannot write checkpoint to {directory}: {exc.strerror or exc}") from None
+    return directory
+
+
+def read_checkpoint_config(name_or_path: str | Path) -> tuple[Path, dict]:
+    """The checkpoint directory and its validated JSON document (weights not read)."""
+    directory = resolve_checkpoint(name_or_path)
+    cfg_path = directory / CONFIG_FILE
+    try:
+        doc = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{directory} is not a checkpoint: {CONFIG_FILE} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{cfg_path} is corrupt or not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelError(f"{cfg_path} is not an emomon checkpoint (format field missing or different)")
+    version = doc.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelError(f"{directory}: checkpoint format version {version} is newer than this emomon supports ({FORMAT_VERSION}); upgrade emomon")
+    for key in ("config", "dims", "fingerprints", "scaler", "weights"):
+        if not isinstance(doc.get(key), dict):
+            raise ModelError(f"{cfg_path}: the {key!r} section is missing or malformed")
+    return directory, doc
+
+
+def load_checkpoint(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load and validate a checkpoint; every problem is a one-line :class:`ModelError`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    directory, doc = read_checkpoint_config(name_or_path)
+    try:
+        config = config_from_dict(doc["config"])
+    except ConfigError as exc:
+        raise ModelError(f"{directory}: invalid model config in checkpoint: {exc}") from None
+    try:
+        dims = {"text": int(doc["dims"]["text"]), "speech": int(doc["dims"]["speech"])}
+        fingerprints = {"text": str(doc["fingerprints"]["text"]), "speech": str(doc["fingerprints"]["speech"])}
+        expected_sha = str(doc["weights"]["sha256"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{directory}: checkpoint config lacks {exc}") from None
+    weights_path = directory / str(doc["weights"].get("file", WEIGHTS_FILE))
+    try:
+        blob = weights_path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{directory}: weights file {weights_path.name} is missing") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read {weights_path}: {exc.strerror or exc}") from None
+    if hashlib.sha256(blob).hexdigest() != expected_sha:
+        raise ModelError(f"{weights_path} is corrupt or truncated (SHA-256 does not match the one recorded in {CONFIG_FILE})")
+    try:
+        state = load_safetensors(blob)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{weights_path} is not a readable safetensors file ({exc})") from None
+    scaler = JointStandardScaler.from_dict(doc["scaler"], dims["text"], dims["speech"])
+    try:
+        model = build_model(config, dims["text"], dims["speech"], len(config.classes), scaler)
+    except ConfigError as exc:
+        raise ModelError(f"{directory}: {exc}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise ModelError(f"{directory}: weights do not match architecture {config.model.arch!r} ({what}, {len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            raise ModelError(f"{directory}: tensor {k} has shape {tuple(v.shape)}, the config implies {tuple(expected[k].shape)}")
+        if not torch.isfinite(v).all():
+            raise ModelError(f"{directory}: tensor {k} holds NaN or infinite values")
+    model.load_state_dict(state)
+    model.eval().to(device)
+    return Checkpoint(config, model, fingerprints, dims, dict(doc.get("metadata") or {}), directory)
+
+
+def with_config(ckpt: Checkpoint, **changes) -> EmomonConfig:
+    return dataclasses.replace(ckpt.config, **changes)

@@ -1,0 +1,307 @@
+"""Settings as frozen dataclasses, loaded from TOML presets with strict validation.
+
+Every section of a preset maps onto one dataclass below. Loading rejects unknown keys and out-of-range values with a
+:class:`~emomon.errors.ConfigError` that names the offending key (``model.layers: must be >= 1, got 0``), so a typo
+never silently falls back to a default. Ranges and choices are declared next to each field in its metadata.
+
+Presets ship in ``emomon.configs`` (the repository's ``configs/``) and are found by name (``en-tiny``) or by path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from emomon.errors import ConfigError
+from emomon.models.labels import EMOTIONS
+
+
+def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choices: tuple | None = None, doc: str = ""):
+    """A dataclass field with validation metadata (range or allowed values) and a one-line description."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for sequence defaults (configs are frozen)")
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------------------------------- encoders
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """Text encoder: token states of a transformer (``minilm`` = the packaged all-MiniLM-L6-v2, offline)."""
+
+    name: str = _opt("minilm", doc="'minilm' (packaged, offline) or any transformers checkpoint name or local path")
+    layer: int = _opt(-1, lo=-64, hi=64, doc="hidden layer whose token states are used (-1 = last)")
+    max_tokens: int = _opt(64, lo=4, hi=1024, doc="longest token sequence kept (the tokenizer truncates)")
+
+
+@dataclass(frozen=True)
+class SpeechEncoderConfig:
+    """Speech encoder: frames of the faster-whisper encoder, a transformers speech model, or MFCC/log-mel."""
+
+    name: str = _opt("whisper-encoder", doc="'whisper-encoder', 'mfcc', 'logmel' or a transformers checkpoint name/path")
+    model: str = _opt("tiny.en", doc="faster-whisper model for 'whisper-encoder': 'tiny.en' (packaged) or a name/path")
+    layers: tuple[int, ...] = _opt((-1,), doc="hidden layers averaged into the frames (0 = input embedding, -1 = final)")
+    n_mfcc: int = _opt(40, lo=8, hi=128, doc="coefficients for 'mfcc'")
+
+
+@dataclass(frozen=True)
+class EncodersConfig:
+    text: TextEncoderConfig = TextEncoderConfig()
+    speech: SpeechEncoderConfig = SpeechEncoderConfig()
+
+
+# --------------------------------------------------------------------------------------------------- model
+ARCHITECTURES = ("hyfuser",)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and sizes. Defaults are HyFusER's Table 3."""
+
+    arch: str = _opt("hyfuser", choices=ARCHITECTURES, doc="architecture")
+    text_len: int = _opt(64, lo=1, hi=1024, doc="text positions (tokens, padded/truncated); seed: 126")
+    speech_len: int = _opt(64, lo=1, hi=4096, doc="speech frames after linear-interpolation alignment; seed: = text_len")
+    layers: int = _opt(3, lo=1, hi=24, doc="transformer encoder layers per modality")
+    heads: int = _opt(1, lo=1, hi=32, doc="attention heads")
+    ff_dim: int = _opt(768, lo=8, hi=16384, doc="feed-forward width")
+    dropout: float = _opt(0.1, lo=0.0, hi=0.9, doc="dropout in encoders and cross attention")
+    layer_norm_eps: float = _opt(1e-6, lo=0.0, hi=1e-2, doc="LayerNorm epsilon")
+    d_model: int = _opt(0, lo=0, hi=8192, doc="model width; 0 = the encoders' feature size (must then match)")
+    step_loss_weight: float = _opt(
+        0.0, lo=0.0, hi=10.0, doc="weight of extra per-step cross-entropy terms (0 = seed: loss on the ensemble only)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation. Defaults are HyFusER's Table 3 (Adam 1e-4, batch 32, <=30 epochs, patience 3 on val accuracy)."""
+
+    lr: float = _opt(1e-4, lo=1e-7, hi=1.0, doc="Adam learning rate")
+    weight_decay: float = _opt(0.0, lo=0.0, hi=1.0, doc="decoupled weight decay (0 = plain Adam as in the seed)")
+    batch_size: int = _opt(32, lo=1, hi=4096, doc="mini-batch size")
+    max_epochs: int = _opt(30, lo=1, hi=1000, doc="upper bound on epochs")
+    patience: int = _opt(3, lo=1, hi=100, doc="early stopping: epochs without a better validation accuracy")
+    epoch_size: int = _opt(0, lo=0, hi=10_000_000, doc="examples drawn per epoch (0 = one pass over the training set)")
+    label_smoothing: float = _opt(0.0, lo=0.0, hi=0.5, doc="cross-entropy label smoothing")
+    seed: int = _opt(0, lo=0, hi=2**31 - 1, doc="random seed")
+    device: str = _opt("auto", choices=("auto", "cpu", "cuda"), doc="'auto' picks CUDA when present")
+
+
+# --------------------------------------------------------------------------------------------------- data
+CORPORA = ("manifest", "ravdess", "meld", "goemotions", "ased", "nemo", "kemdy19", "kemdy20", "aihub", "iemocap")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One corpus to train or evaluate on. Paths are relative to the preset file's directory unless absolute."""
+
+    corpus: str = _opt("manifest", choices=CORPORA, doc="corpus adapter")
+    path: str = _opt("", doc="corpus root (or the manifest CSV)")
+    text: str = _opt(
+        "transcript",
+        choices=("transcript", "asr", "none"),
+        doc="where an audio clip's text comes from: the corpus transcript, the ASR model's transcript, or nothing",
+    )
+    test_speakers: tuple[str, ...] = _opt((), doc="speakers held out for testing (never trained on or selected on)")
+    val_speakers: tuple[str, ...] = _opt((), doc="speakers used for validation / early stopping")
+    weight: float = _opt(1.0, lo=0.0, hi=1000.0, doc="relative share of training examples drawn from this source")
+    augment: bool = _opt(True, doc="add augmented copies of this source's audio (see data.augment_copies)")
+    max_items: int = _opt(0, lo=0, hi=10_000_000, doc="use at most this many items per split (0 = all)")
+    required: bool = _opt(True, doc="a missing corpus is an error (false: skip it with a warning)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Training data and the recipe that pairs unpaired corpora (see the README's model card)."""
+
+    sources: tuple[SourceConfig, ...] = _opt((), doc="corpora, each a [[data.sources]] table")
+    augment_copies: int = _opt(2, lo=0, hi=32, doc="augmented copies of each training clip (noise, gain, speed, reverb)")
+    synth_sentences: int = _opt(0, lo=0, hi=1_000_000, doc="text-corpus sentences read by espeak-ng as flat-voice speech")
+    p_text_drop: float = _opt(0.15, lo=0.0, hi=1.0, doc="modality dropout: chance that a paired example loses its text")
+    p_speech_drop: float = _opt(0.1, lo=0.0, hi=1.0, doc="modality dropout: chance that an example loses its speech")
+    p_label_pair: float = _opt(0.2, lo=0.0, hi=1.0, doc="chance that an unpaired example is paired by label instead of with a neutral partner")
+
+
+# --------------------------------------------------------------------------------------------------- ASR
+@dataclass(frozen=True)
+class AsrConfig:
+    """faster-whisper transcription settings."""
+
+    model: str = _opt("tiny.en", doc="faster-whisper model: 'tiny.en' (packaged) or a model name/path")
+    language: str = _opt("en", doc="language code, or 'auto' to detect (multilingual models only)")
+    beam_size: int = _opt(1, lo=1, hi=16, doc="beam size (1 = greedy)")
+    compute_type: str = _opt("int8", doc="CTranslate2 compute type on CPU (CUDA uses float16)")
+    no_speech_threshold: float = _opt(0.6, lo=0.0, hi=1.0, doc="drop text when no-speech probability is above this ...")
+    log_prob_threshold: float = _opt(-1.0, lo=-20.0, hi=0.0, doc="... and the average log-probability is below this")
+    compression_ratio_threshold: float = _opt(2.4, lo=1.0, hi=100.0, doc="drop repetitive text above this gzip ratio")
+    word_timestamps: bool = _opt(True, doc="align words to audio (cross-attention DTW)")
+
+
+# --------------------------------------------------------------------------------------------------- whole preset
+@dataclass(frozen=True)
+class EmomonConfig:
+    name: str = _opt("custom", doc="preset name")
+    description: str = _opt("", doc="one line on what the preset is for")
+    classes: tuple[str, ...] = _opt(EMOTIONS, doc="class names, in output order")
+    encoders: EncodersConfig = EncodersConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    data: DataConfig = DataConfig()
+    asr: AsrConfig = AsrConfig()
+    base_dir: str = _opt("", doc="(set by the loader) directory relative paths in the preset are resolved against")
+
+    def resolve_path(self, p: str) -> Path:
+        path = Path(p).expanduser()
+        if not path.is_absolute() and self.base_dir:
+            path = Path(self.base_dir) / path
+        return path
+
+
+# --------------------------------------------------------------------------------------------------- loading
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check one TOML value against a dataclass field type; return it converted (lists -> tuples)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {type(value).__name__}")
+        return _build(tp, value, key)
+    if origin is tuple:
+        (item_tp, _ellipsis) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        for alt in typing.get_args(tp):
+            try:
+                return _coerce(value, alt, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: unexpected value {value!r}")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported setting type {_type_name(tp)}")  # pragma: no cover - programming error
+
+
+def _check_meta(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}: must be one of {', '.join(map(str, choices))}; got {value!r}")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{key}: must be >= {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key}: must be <= {hi}, got {value!r}")
+
+
+def _build(cls: type, data: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown setting {where}{unknown[0]}; known keys here: {', '.join(sorted(k for k in fields if k != 'base_dir'))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if name == "sources":  # tuple of tables
+            if not isinstance(value, list):
+                raise ConfigError(f"{key}: expected [[{key}]] tables")
+            kwargs[name] = tuple(_build(SourceConfig, v if isinstance(v, dict) else {}, f"{key}[{i}]") for i, v in enumerate(value))
+            continue
+        kwargs[name] = _coerce(value, tp, key)
+        if not dataclasses.is_dataclass(tp):
+            _check_meta(kwargs[name], fields[name].metadata, key)
+    return cls(**kwargs)
+
+
+def _validate(cfg: EmomonConfig) -> None:
+    if len(cfg.classes) < 2:
+        raise ConfigError("classes: need at least two classes")
+    unknown = [c for c in cfg.classes if c not in EMOTIONS]
+    if unknown:
+        raise ConfigError(f"classes: {unknown[0]!r} is not one of {', '.join(EMOTIONS)}")
+    if len(set(cfg.classes)) != len(cfg.classes):
+        raise ConfigError("classes: names must be unique")
+    m = cfg.model
+    if m.d_model and m.d_model % m.heads:
+        raise ConfigError(f"model.d_model: {m.d_model} is not divisible by model.heads = {m.heads}")
+    if not cfg.encoders.speech.layers:
+        raise ConfigError("encoders.speech.layers: name at least one layer")
+
+
+def config_from_dict(data: dict, *, base_dir: str = "") -> EmomonConfig:
+    """Build and validate a config from a parsed TOML document."""
+    cfg = _build(EmomonConfig, dict(data), "")
+    cfg = dataclasses.replace(cfg, base_dir=base_dir)
+    _validate(cfg)
+    return cfg
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("emomon.configs").iterdir() if p.name.endswith(".toml"))
+
+
+def load_config(name_or_path: str | Path) -> EmomonConfig:
+    """Load a preset by name (``en-tiny``) or a TOML file by path; every problem is a one-line ConfigError."""
+    text_path = Path(name_or_path).expanduser()
+    if text_path.suffix == ".toml" or text_path.exists() or "/" in str(name_or_path):
+        if not text_path.is_file():
+            raise ConfigError(f"config file not found: {text_path}")
+        try:
+            raw = text_path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {text_path}: {exc.strerror or exc}") from None
+        base_dir = str(text_path.resolve().parent)
+        label = str(text_path)
+    else:
+        res = resources.files("emomon.configs").joinpath(f"{name_or_path}.toml")
+        if not res.is_file():
+            raise ConfigError(f"unknown preset {str(name_or_path)!r}; presets: {', '.join(preset_names())} (or give a .toml path)")
+        raw = res.read_bytes()
+        base_dir = ""
+        label = f"preset {name_or_path}"
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{label} is not valid TOML: {exc}") from None
+    return config_from_dict(data, base_dir=base_dir)
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """Plain dict of a config (tuples as lists), e.g. for a checkpoint's JSON."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            v = config_to_dict(v)
+        elif isinstance(v, tuple):
+            v = [config_to_dict(x) if dataclasses.is_dataclass(x) else x for x in v]
+        out[f.name] = v
+    return out

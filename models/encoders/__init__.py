@@ -1,0 +1,34 @@
+"""Text and speech encoders behind one interface (:class:`Frames` out), built from config with lazy imports."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from emomon.models.encoders.base import SAMPLE_RATE, Frames, SpeechEncoder, TextEncoder, pick_device
+
+if TYPE_CHECKING:
+    from emomon.models.config import SpeechEncoderConfig, TextEncoderConfig
+
+__all__ = ["SAMPLE_RATE", "Frames", "SpeechEncoder", "TextEncoder", "build_speech_encoder", "build_text_encoder", "pick_device"]
+
+
+def build_text_encoder(cfg: "TextEncoderConfig", device="cpu") -> TextEncoder:
+    """``minilm`` (packaged) or any transformers text checkpoint by name/path."""
+    from emomon.models.encoders.text import TransformersTextEncoder
+
+    return TransformersTextEncoder(cfg.name, layer=cfg.layer, max_tokens=cfg.max_tokens, device=device)
+
+
+def build_speech_encoder(cfg: "SpeechEncoderConfig", device="cpu") -> SpeechEncoder:
+    """``whisper-encoder`` (faster-whisper model), ``mfcc``/``logmel``, or a transformers speech checkpoint."""
+    if cfg.name == "whisper-encoder":
+        from emomon.models.encoders.whisper import WhisperSpeechEncoder
+
+        return WhisperSpeechEncoder(cfg.model, layers=cfg.layers, device=device)
+    if cfg.name in ("mfcc", "logmel"):
+        from emomon.models.encoders.spectral import SpectralSpeechEncoder
+
+        return SpectralSpeechEncoder(cfg.name, n_mfcc=cfg.n_mfcc)
+    from emomon.models.encoders.speech_hf import TransformersSpeechEncoder
+
+    return TransformersSpeechEncoder(cfg.name, layers=cfg.layers, device=device)

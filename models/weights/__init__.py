@@ -1,0 +1,1 @@
+"""Shipped checkpoints, one directory each (config.json + model.safetensors)."""

@@ -1,0 +1,1 @@
+"""The streaming runtime: sources, segmenter, ASR, inference worker, sinks."""
