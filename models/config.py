@@ -10,6 +10,7 @@ Presets ship in ``emomon.configs`` (the repository's ``configs/``) and are found
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import types
 import typing
@@ -100,7 +101,7 @@ CORPORA = ("manifest", "ravdess", "meld", "goemotions", "ased", "nemo", "kemdy19
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """One corpus to train or evaluate on. Paths are relative to the preset file's directory unless absolute."""
+    """One corpus to train or evaluate on. A relative ``path`` starts from ``data.root``."""
 
     corpus: str = _opt("manifest", choices=CORPORA, doc="corpus adapter")
     path: str = _opt("", doc="corpus root (or the manifest CSV)")
@@ -121,6 +122,7 @@ class SourceConfig:
 class DataConfig:
     """Training data and the recipe that pairs unpaired corpora (see the README's model card)."""
 
+    root: str = _opt("../shared/data", doc="folder the sources' relative paths start from ($EMOMON_DATA overrides it)")
     sources: tuple[SourceConfig, ...] = _opt((), doc="corpora, each a [[data.sources]] table")
     augment_copies: int = _opt(2, lo=0, hi=32, doc="augmented copies of each training clip (noise, gain, speed, reverb)")
     synth_sentences: int = _opt(0, lo=0, hi=1_000_000, doc="text-corpus sentences read by espeak-ng as flat-voice speech")
@@ -158,10 +160,20 @@ class EmomonConfig:
     base_dir: str = _opt("", doc="(set by the loader) directory relative paths in the preset are resolved against")
 
     def resolve_path(self, p: str) -> Path:
+        """A path from the preset: absolute, else relative to the preset file's folder (packaged presets: the
+        current directory)."""
         path = Path(p).expanduser()
         if not path.is_absolute() and self.base_dir:
             path = Path(self.base_dir) / path
         return path
+
+    def data_root(self) -> Path:
+        env = os.environ.get("EMOMON_DATA")
+        return Path(env).expanduser() if env else self.resolve_path(self.data.root)
+
+    def source_path(self, source: "SourceConfig") -> Path:
+        path = Path(source.path).expanduser()
+        return path if path.is_absolute() else self.data_root() / path
 
 
 # --------------------------------------------------------------------------------------------------- loading

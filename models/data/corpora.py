@@ -286,12 +286,18 @@ READERS: dict[str, Callable[[Path], list[Item]]] = {
 }
 
 
+def _reader(corpus: str) -> Callable[[Path], list[Item]]:
+    if corpus in READERS:
+        return READERS[corpus]
+    from emomon.models.data.seed_corpora import SEED_READERS  # the seeds' corpora (KEMDy19/20, AI-Hub, IEMOCAP)
+
+    if corpus in SEED_READERS:
+        return SEED_READERS[corpus]
+    raise InputError(f"no reader for corpus {corpus!r}; known: {', '.join(list(READERS) + list(SEED_READERS))}")
+
+
 def read_corpus(corpus: str, path: Path) -> list[Item]:
-    try:
-        reader = READERS[corpus]
-    except KeyError:
-        raise InputError(f"no reader for corpus {corpus!r}; known: {', '.join(READERS)}") from None
-    items = reader(Path(path))
+    items = _reader(corpus)(Path(path))
     bad = [i for i in items if i.label not in EMOTIONS]
     if bad:  # pragma: no cover - normalize_label guarantees this
         raise InputError(f"{corpus}: label {bad[0].label!r} is not one of {', '.join(EMOTIONS)}")

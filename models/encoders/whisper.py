@@ -136,7 +136,7 @@ class WhisperAudioEncoder(nn.Module):
 
     def __init__(self, variables: dict[str, np.ndarray]):
         super().__init__()
-        v = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in variables.items()}
+        v = {k: torch.from_numpy(np.array(a, copy=True)) for k, a in variables.items()}
         try:
             self.n_heads = int(v["encoder/num_heads"])
             conv1_w = v["encoder/conv1/weight"]

@@ -1,0 +1,387 @@
+"""Training data: corpora -> cached encoder features -> examples, with the recipe that pairs unpaired corpora.
+
+The corpora here are unpaired: emotional speech whose words are neutral (RAVDESS, nEMO) or withheld (ASED), and
+emotional text without audio (MELD, GoEmotions). Each training example still needs both modalities, so an epoch is
+drawn as follows (settings in ``[data]``):
+
+- a clip with its own text (transcript or ASR) keeps it; a clip without text gets, with ``p_label_pair``, a random
+  sentence of the same label from the text corpora, otherwise a random *neutral* sentence;
+- a sentence without audio gets its espeak-ng rendering when one was made (``synth_sentences``: a flat voice says
+  nothing about emotion), otherwise, with ``p_label_pair``, a random clip of the same label, or else a random
+  *neutral* clip;
+- then modality dropout: the text is removed with ``p_text_drop``, or the speech with ``p_speech_drop``.
+
+So the label always follows the modality that carries emotion, both agree when both carry it, and either may be
+missing - which is what the monitor meets live (flat delivery of emotional words, emotional delivery of neutral
+words, utterances the ASR rejected).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from emomon.errors import ConfigError, InputError
+from emomon.models.config import EmomonConfig, SourceConfig
+from emomon.models.data import Item
+from emomon.models.data.corpora import assign_splits, read_corpus
+from emomon.models.features import FeatureStore, file_key, text_key
+
+logger = logging.getLogger("emomon")
+
+MAX_CLIP_SECONDS = 30.0
+
+
+@dataclass
+class Source:
+    name: str
+    config: SourceConfig
+    items: list[Item]
+
+    @property
+    def has_audio(self) -> bool:
+        return any(i.audio is not None for i in self.items)
+
+
+def _stable_hash(s: str) -> int:
+    return int.from_bytes(hashlib.sha1(s.encode()).digest()[:8], "little")
+
+
+def load_sources(cfg: EmomonConfig, splits: tuple[str, ...] = ("train", "val", "test")) -> list[Source]:
+    """Read every ``[[data.sources]]`` corpus, assign speaker-held-out splits and apply ``max_items``."""
+    if not cfg.data.sources:
+        raise ConfigError("data.sources: the preset names no corpora to train on")
+    out, names = [], set()
+    for i, src in enumerate(cfg.data.sources):
+        path = cfg.source_path(src)
+        try:
+            items = read_corpus(src.corpus, path)
+        except InputError as exc:
+            if src.required:
+                raise
+            logger.warning("skipping %s: %s", src.corpus, exc)
+            continue
+        items = assign_splits(items, src.test_speakers, src.val_speakers)
+        if src.text == "none":
+            items = [replace(it, text=None) for it in items]
+        items = [it for it in items if it.split in splits]
+        if src.max_items:
+            kept = []
+            by_split = defaultdict(list)
+            for it in items:
+                by_split[it.split].append(it)
+            for split_items in by_split.values():
+                kept += sorted(split_items, key=lambda it: _stable_hash(it.id))[: src.max_items]
+            items = kept
+        name = src.corpus if src.corpus not in names else f"{src.corpus}#{i}"
+        names.add(name)
+        out.append(Source(name, src, items))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ features
+@dataclass
+class FeatureBank:
+    """Encoder outputs by key, and each item's keys."""
+
+    speech: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (frames, dim) float16
+    text: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (tokens, dim) float16
+    speech_keys: dict[str, list[str]] = field(default_factory=dict)  # item id -> [clean, aug1, ...]
+    text_of: dict[str, str | None] = field(default_factory=dict)  # item id -> text (None = none)
+    synth_key: dict[str, str] = field(default_factory=dict)  # text-only item id -> speech key of its rendering
+
+
+class FeatureBuilder:
+    """Computes (or loads from the cache) everything a preset's training or evaluation needs."""
+
+    def __init__(self, cfg: EmomonConfig, store: FeatureStore | None = None, device: str = "cpu"):
+        self.cfg = cfg
+        self.store = store or FeatureStore()
+        self.device = device
+        self._speech = self._text = self._asr = None
+
+    @property
+    def speech_encoder(self):
+        if self._speech is None:
+            from emomon.models.encoders import build_speech_encoder
+
+            self._speech = build_speech_encoder(self.cfg.encoders.speech, self.device)
+        return self._speech
+
+    @property
+    def text_encoder(self):
+        if self._text is None:
+            from emomon.models.encoders import build_text_encoder
+
+            self._text = build_text_encoder(self.cfg.encoders.text, self.device)
+        return self._text
+
+    @property
+    def transcriber(self):
+        if self._asr is None:
+            from emomon.models.encoders.whisper import WhisperSpeechEncoder
+            from emomon.transcribe import Transcriber
+
+            shared = self.speech_encoder if isinstance(self.speech_encoder, WhisperSpeechEncoder) and self.speech_encoder.model_name == self.cfg.asr.model else None
+            self._asr = Transcriber(self.cfg.asr, device=self.device, encoder=shared)
+        return self._asr
+
+    def fingerprints(self) -> dict[str, str]:
+        return {"text": self.text_encoder.fingerprint, "speech": self.speech_encoder.fingerprint}
+
+    # ------------------------------------------------------------------------------------------- audio
+    @staticmethod
+    def _load(item: Item) -> np.ndarray | None:
+        from emomon.audio import load_audio
+
+        try:
+            audio = load_audio(item.audio, start=item.start, end=item.end, max_seconds=MAX_CLIP_SECONDS)
+        except InputError as exc:
+            logger.warning("skipping %s: %s", item.id, exc)
+            return None
+        return audio if len(audio) >= 1600 else None  # < 0.1 s is not an utterance
+
+    def speech_features(self, source: Source, bank: FeatureBank, copies: int) -> None:
+        """Clean features for every clip, plus ``copies`` augmented ones for training clips of augmented sources."""
+        from emomon.models.data.augment import augment, seed_for
+
+        enc = self.speech_encoder
+        items = [it for it in source.items if it.audio is not None]
+        if not items:
+            return
+        train = [it for it in items if it.split == "train"]
+        by_key: dict[str, tuple[Item, int]] = {}
+        per_item: dict[str, list[str]] = defaultdict(list)
+        for it in items:
+            n_copies = copies if (it.split == "train" and source.config.augment) else 0
+            for v in range(n_copies + 1):
+                try:
+                    key = file_key(it.audio, f"{it.start}-{it.end}#v{v}")
+                except OSError:
+                    logger.warning("skipping %s: cannot stat %s", it.id, it.audio)
+                    break
+                by_key[key] = (it, v)
+                per_item[it.id].append(key)
+        babble_pool = train or items
+
+        def compute(keys: list[str]) -> list[np.ndarray]:
+            audios = []
+            for k in keys:
+                it, v = by_key[k]
+                audio = self._load(it)
+                if audio is None:
+                    audios.append(None)
+                    continue
+                if v > 0:
+                    other = babble_pool[seed_for(it.id, v) % len(babble_pool)]
+                    babble = self._load(other) if other.speaker != it.speaker else None
+                    audio = augment(audio, seed_for(it.id, v), babble=babble)
+                audios.append(audio)
+            ok = [a for a in audios if a is not None]
+            frames = enc.encode(ok).unbatch() if ok else []
+            it_frames = iter(frames)
+            return [next(it_frames) if a is not None else np.zeros((0, enc.dim), np.float32) for a in audios]
+
+        arrays = self.store.arrays(enc.fingerprint, f"speech-{source.name}", list(by_key), compute, batch_size=8,
+                                   description=f"speech features {source.name}")
+        bank.speech.update(arrays)
+        for item_id, keys in per_item.items():
+            keys = [k for k in keys if arrays[k].shape[0] > 0]
+            if keys:
+                bank.speech_keys[item_id] = keys
+
+    # ------------------------------------------------------------------------------------------- text
+    def transcripts(self, source: Source) -> dict[str, str]:
+        """ASR transcripts (item id -> text, '' when the ASR heard no speech) of the source's clips, cached."""
+        items = [it for it in source.items if it.audio is not None]
+        keys = {file_key(it.audio, f"{it.start}-{it.end}"): it for it in items}
+        asr = self.transcriber
+
+        def compute(ks: list[str]) -> list[str]:
+            out = []
+            for k in ks:
+                audio = self._load(keys[k])
+                out.append(asr.transcribe(audio).text if audio is not None else "")
+            return out
+
+        fp = f"asr:{asr.encoder.fingerprint}:{self.cfg.asr.language}:{self.cfg.asr.beam_size}"
+        got = self.store.strings(fp, f"asr-{source.name}", list(keys), compute, description=f"transcribing {source.name}")
+        return {keys[k].id: v for k, v in got.items()}
+
+    def text_features(self, texts: list[str], bank: FeatureBank) -> None:
+        enc = self.text_encoder
+        unique = sorted({t for t in texts if t})
+        keys = [text_key(t) for t in unique]
+        lookup = dict(zip(keys, unique))
+
+        def compute(ks: list[str]) -> list[np.ndarray]:
+            return enc.encode([lookup[k] for k in ks]).unbatch()
+
+        bank.text.update(self.store.arrays(enc.fingerprint, "text", keys, compute, batch_size=64, description="text features"))
+
+    def synth_features(self, items: list[Item], bank: FeatureBank) -> None:
+        """espeak-ng renderings of text-only items (flat voice), encoded like any clip."""
+        from emomon.models.data.synth import speak_varied
+
+        enc = self.speech_encoder
+        keys = {f"synth:{text_key(it.text)}": it for it in items if it.text}
+
+        def compute(ks: list[str]) -> list[np.ndarray]:
+            audios = [speak_varied(keys[k].text, k) for k in ks]
+            return enc.encode(audios).unbatch()
+
+        arrays = self.store.arrays(enc.fingerprint, "synth", list(keys), compute, batch_size=8, description="espeak-ng renderings")
+        bank.speech.update(arrays)
+        for k, it in keys.items():
+            bank.synth_key[it.id] = k
+
+    # ------------------------------------------------------------------------------------------- all
+    def build(self, sources: list[Source], *, train: bool = True) -> FeatureBank:
+        bank = FeatureBank()
+        copies = self.cfg.data.augment_copies if train else 0
+        for src in sources:
+            if src.has_audio:
+                self.speech_features(src, bank, copies)
+            asr_text = self.transcripts(src) if src.config.text == "asr" and src.has_audio else {}
+            for it in src.items:
+                if src.config.text == "none":
+                    bank.text_of[it.id] = None
+                elif src.config.text == "asr" and it.audio is not None:
+                    bank.text_of[it.id] = asr_text.get(it.id) or None
+                else:
+                    bank.text_of[it.id] = it.text or None
+        if train and self.cfg.data.synth_sentences:
+            pool = [it for s in sources if not s.has_audio for it in s.items if it.split == "train" and it.text]
+            pool.sort(key=lambda it: _stable_hash(it.id))
+            self.synth_features(pool[: self.cfg.data.synth_sentences], bank)
+        self.text_features([t for t in bank.text_of.values() if t], bank)
+        return bank
+
+
+# ------------------------------------------------------------------------------------------------ examples
+@dataclass(frozen=True)
+class Example:
+    """Keys into a :class:`FeatureBank` (``None`` = modality absent) and the class index."""
+
+    speech: str | None
+    text: str | None
+    label: int
+    source: str
+
+
+class ExampleSampler:
+    """Draws training epochs by the pairing recipe and builds the fixed validation/test example sets."""
+
+    def __init__(self, cfg: EmomonConfig, sources: list[Source], bank: FeatureBank):
+        self.cfg = cfg
+        self.sources = sources
+        self.bank = bank
+        self.class_index = {c: i for i, c in enumerate(cfg.classes)}
+        self.train_items: dict[str, list[Item]] = {}
+        speech_by_label: dict[str, list[str]] = defaultdict(list)
+        text_by_label: dict[str, list[str]] = defaultdict(list)
+        for src in sources:
+            usable = [it for it in src.items if it.label in self.class_index and self._usable(it)]
+            self.train_items[src.name] = [it for it in usable if it.split == "train"]
+            for it in self.train_items[src.name]:
+                if it.id in bank.speech_keys:
+                    speech_by_label[it.label] += bank.speech_keys[it.id]
+                elif bank.text_of.get(it.id):
+                    text_by_label[it.label].append(text_key(bank.text_of[it.id]))
+        self.speech_by_label, self.text_by_label = dict(speech_by_label), dict(text_by_label)
+        if not any(self.train_items.values()):
+            raise InputError("no training examples: every source's train split is empty (check paths and speakers)")
+
+    def _usable(self, it: Item) -> bool:
+        return it.id in self.bank.speech_keys or bool(self.bank.text_of.get(it.id))
+
+    def _text_key(self, it: Item) -> str | None:
+        t = self.bank.text_of.get(it.id)
+        return text_key(t) if t else None
+
+    def _partner(self, rng: np.random.Generator, pools: dict[str, list[str]], label: str) -> str | None:
+        d = self.cfg.data
+        pool = pools.get(label) if rng.random() < d.p_label_pair else pools.get("neutral")
+        pool = pool or pools.get("neutral") or pools.get(label)
+        return pool[rng.integers(len(pool))] if pool else None
+
+    def draw(self, rng: np.random.Generator, it: Item, source: str) -> Example:
+        d = self.cfg.data
+        speech_keys = self.bank.speech_keys.get(it.id)
+        text = self._text_key(it)
+        if speech_keys:
+            speech = speech_keys[rng.integers(len(speech_keys))]
+            if text is None and self.text_by_label:
+                text = self._partner(rng, self.text_by_label, it.label)
+        else:
+            speech = self.bank.synth_key.get(it.id) or (self._partner(rng, self.speech_by_label, it.label) if self.speech_by_label else None)
+        r = rng.random()
+        if r < d.p_text_drop and speech is not None:
+            text = None
+        elif r < d.p_text_drop + d.p_speech_drop and text is not None:
+            speech = None
+        return Example(speech, text, self.class_index[it.label], source)
+
+    def epoch(self, rng: np.random.Generator, size: int = 0) -> list[Example]:
+        """One epoch: ``size`` examples split across sources by weight (0 = one pass over every train item)."""
+        weights = {s.name: s.config.weight for s in self.sources if self.train_items.get(s.name)}
+        total_w = sum(weights.values()) or 1.0
+        examples = []
+        for name, w in weights.items():
+            items = self.train_items[name]
+            n = len(items) if size == 0 else max(1, int(round(size * w / total_w)))
+            order = np.concatenate([rng.permutation(len(items)) for _ in range(n // len(items) + 1)])[:n]
+            examples += [self.draw(rng, items[i], name) for i in order]
+        rng.shuffle(examples)
+        return examples
+
+    def fixed(self, split: str, mode: str = "paired") -> dict[str, list[Example]]:
+        """Deterministic examples of a split per source.
+
+        ``paired``: clean speech with the item's own text (a text-only item gets its rendering if it has one, else
+        no speech); ``text-only`` drops speech; ``speech-only`` drops text.
+        """
+        out: dict[str, list[Example]] = {}
+        for src in self.sources:
+            exs = []
+            for it in src.items:
+                if it.split != split or it.label not in self.class_index or not self._usable(it):
+                    continue
+                keys = self.bank.speech_keys.get(it.id)
+                speech = keys[0] if keys else self.bank.synth_key.get(it.id)
+                text = self._text_key(it)
+                if mode == "text-only":
+                    speech = None
+                elif mode == "speech-only":
+                    text = None
+                if speech is None and text is None:
+                    continue
+                exs.append(Example(speech, text, self.class_index[it.label], src.name))
+            if exs:
+                out[src.name] = exs
+        return out
+
+
+def batches(examples: list[Example], size: int):
+    for i in range(0, len(examples), size):
+        yield examples[i : i + size]
+
+
+def collate(examples: list[Example], bank: FeatureBank, text_dim: int, speech_dim: int):
+    """Padded :class:`Frames` for text and speech (absent modality = empty sequence) and the label tensor."""
+    import torch
+
+    from emomon.models.encoders.base import Frames
+
+    empty_t = np.zeros((0, text_dim), np.float32)
+    empty_s = np.zeros((0, speech_dim), np.float32)
+    text = Frames.pad([bank.text[e.text] if e.text else empty_t for e in examples], dim=text_dim)
+    speech = Frames.pad([bank.speech[e.speech] if e.speech else empty_s for e in examples], dim=speech_dim)
+    labels = torch.tensor([e.label for e in examples], dtype=torch.long)
+    return text, speech, labels
+

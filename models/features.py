@@ -1,0 +1,173 @@
+"""A disk cache of encoder outputs, so each clip and sentence is encoded once across training runs.
+
+Layout: ``<root>/<encoder fingerprint hash>/<group>/part-NNNNN.safetensors``, each part a dict of item key -> fp16
+(time, dim) array; ``.json`` parts hold strings (ASR transcripts). New results are appended as new parts every few
+hundred items, so an interrupted extraction keeps what it finished. The default root is
+``$EMOMON_CACHE`` or ``~/.cache/emomon/features``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+logger = logging.getLogger("emomon")
+
+
+def default_cache_root() -> Path:
+    env = os.environ.get("EMOMON_CACHE")
+    base = Path(env).expanduser() if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emomon"
+    return base / "features"
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def file_key(path: Path, extra: str = "") -> str:
+    """Identity of an audio file for the cache: resolved path, size and modification time (+ a variant tag)."""
+    st = path.stat()
+    h = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|{extra}".encode()).hexdigest()
+    return h
+
+
+class FeatureStore:
+    def __init__(self, root: Path | None = None, flush_every: int = 256):
+        self.root = Path(root) if root else default_cache_root()
+        self.flush_every = flush_every
+
+    def _dir(self, fingerprint: str, group: str) -> Path:
+        fp = hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", group)
+        d = self.root / fp / safe
+        d.mkdir(parents=True, exist_ok=True)
+        marker = self.root / fp / "fingerprint.txt"
+        if not marker.exists():
+            marker.write_text(fingerprint + "\n")
+        return d
+
+    # ------------------------------------------------------------------------------------------------ arrays
+    def load_arrays(self, fingerprint: str, group: str) -> dict[str, np.ndarray]:
+        from safetensors.numpy import load_file
+
+        out: dict[str, np.ndarray] = {}
+        for part in sorted(self._dir(fingerprint, group).glob("part-*.safetensors")):
+            try:
+                out.update(load_file(str(part)))
+            except Exception as exc:  # a part cut short by a crash: drop it, its items are recomputed
+                logger.warning("feature cache part %s is unreadable (%s); recomputing its items", part, exc)
+                part.unlink(missing_ok=True)
+        return out
+
+    def _write_arrays(self, d: Path, arrays: dict[str, np.ndarray]) -> None:
+        from safetensors.numpy import save_file
+
+        n = len(list(d.glob("part-*.safetensors")))
+        tmp = d / f".part-{n:05d}.tmp"
+        save_file({k: np.ascontiguousarray(v, dtype=np.float16) for k, v in arrays.items()}, str(tmp))
+        os.replace(tmp, d / f"part-{n:05d}.safetensors")
+
+    def arrays(self, fingerprint: str, group: str, keys: Sequence[str], compute: Callable[[list[str]], list[np.ndarray]],
+               batch_size: int = 8, description: str = "") -> dict[str, np.ndarray]:
+        """Cached arrays for ``keys``; missing ones are computed ``batch_size`` at a time, with a progress bar."""
+        d = self._dir(fingerprint, group)
+        have = self.load_arrays(fingerprint, group)
+        missing = [k for k in dict.fromkeys(keys) if k not in have]
+        if missing:
+            pending: dict[str, np.ndarray] = {}
+            with progress_bar(description or f"encoding {group}", len(missing)) as advance:
+                for i in range(0, len(missing), batch_size):
+                    chunk = missing[i : i + batch_size]
+                    for k, v in zip(chunk, compute(chunk)):
+                        pending[k] = v
+                    advance(len(chunk))
+                    if len(pending) >= self.flush_every:
+                        self._write_arrays(d, pending)
+                        have.update(pending)
+                        pending = {}
+            if pending:
+                self._write_arrays(d, pending)
+                have.update(pending)
+        return {k: have[k] for k in keys}
+
+    # ------------------------------------------------------------------------------------------------ strings
+    def strings(self, fingerprint: str, group: str, keys: Sequence[str], compute: Callable[[list[str]], list[str]],
+                batch_size: int = 1, description: str = "") -> dict[str, str]:
+        d = self._dir(fingerprint, group)
+        have: dict[str, str] = {}
+        for part in sorted(d.glob("part-*.json")):
+            try:
+                have.update(json.loads(part.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                part.unlink(missing_ok=True)
+        missing = [k for k in dict.fromkeys(keys) if k not in have]
+        if missing:
+            pending: dict[str, str] = {}
+
+            def flush():
+                n = len(list(d.glob("part-*.json")))
+                tmp = d / f".part-{n:05d}.tmp"
+                tmp.write_text(json.dumps(pending, ensure_ascii=False), encoding="utf-8")
+                os.replace(tmp, d / f"part-{n:05d}.json")
+
+            with progress_bar(description or group, len(missing)) as advance:
+                for i in range(0, len(missing), batch_size):
+                    chunk = missing[i : i + batch_size]
+                    for k, v in zip(chunk, compute(chunk)):
+                        pending[k] = v
+                    advance(len(chunk))
+                    if len(pending) >= self.flush_every:
+                        flush()
+                        have.update(pending)
+                        pending = {}
+            if pending:
+                flush()
+                have.update(pending)
+        return {k: have[k] for k in keys}
+
+
+class progress_bar:
+    """A Rich progress bar on stderr (a plain log line every 10 % when stderr is not a terminal)."""
+
+    def __init__(self, description: str, total: int):
+        self.description, self.total = description, total
+
+    def __enter__(self):
+        import sys
+
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        console = Console(stderr=True)
+        self.done = 0
+        self.next_log = 0.1
+        if console.is_terminal and sys.stderr.isatty():
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                     TimeRemainingColumn(), console=console, transient=False)
+            self.progress.start()
+            self.task = self.progress.add_task(self.description, total=self.total)
+        else:
+            self.progress = None
+            logger.info("%s: %d items", self.description, self.total)
+        return self.advance
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress.update(self.task, advance=n)
+        elif self.total and self.done / self.total >= self.next_log:
+            logger.info("%s: %d/%d (%.0f%%)", self.description, self.done, self.total, 100 * self.done / self.total)
+            while self.next_log <= self.done / self.total:
+                self.next_log += 0.1
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+        return False

@@ -1,0 +1,177 @@
+"""Training and evaluation loops (HyFusER Table 3 defaults: Adam 1e-4, batch 32, <= 30 epochs, early stopping with
+patience 3 on validation accuracy, best checkpoint kept)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emomon.models.checkpoint import save_checkpoint
+from emomon.models.config import EmomonConfig, config_to_dict
+from emomon.models.dataset import Example, ExampleSampler, FeatureBank, FeatureBuilder, batches, collate, load_sources
+from emomon.models.encoders.base import pick_device
+from emomon.models.features import FeatureStore, progress_bar
+from emomon.models.metrics import Metrics, classification_metrics
+from emomon.models.registry import build_model
+from emomon.models.scaler import JointStandardScaler
+
+logger = logging.getLogger("emomon")
+
+
+@dataclass
+class Evaluation:
+    """Metrics of the fused output and of each step, on one example set."""
+
+    fused: Metrics
+    steps: dict[str, Metrics] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"fused": self.fused.as_dict(), "steps": {k: v.as_dict() for k, v in self.steps.items()}}
+
+
+def predict_examples(model, examples: list[Example], bank: FeatureBank, batch_size: int = 128) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Fused and per-step probabilities (n, classes) for a list of examples."""
+    model.eval()
+    device = next(model.parameters()).device
+    fused, steps = [], {}
+    with torch.inference_mode():
+        for batch in batches(examples, batch_size):
+            text, speech, _ = collate(batch, bank, model.text_dim, model.speech_dim)
+            out = model(model.prepare(text, speech))
+            fused.append(out.probs.float().cpu().numpy())
+            for k, v in out.steps.items():
+                steps.setdefault(k, []).append(v.float().cpu().numpy())
+    n_classes = model.n_classes
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros((0, n_classes))  # noqa: E731
+    return cat(fused), {k: cat(v) for k, v in steps.items()}
+
+
+def evaluate_examples(model, examples: list[Example], bank: FeatureBank, classes) -> Evaluation:
+    probs, steps = predict_examples(model, examples, bank)
+    y = [e.label for e in examples]
+    return Evaluation(classification_metrics(y, probs.argmax(1), classes),
+                      {k: classification_metrics(y, p.argmax(1), classes) for k, p in steps.items()})
+
+
+def fit_scaler(bank: FeatureBank, examples: list[Example], model, limit: int = 4000, seed: int = 0) -> JointStandardScaler:
+    """Joint statistics over real text tokens and aligned speech frames of (a sample of) the training examples."""
+    from emomon.models.base import align_length
+
+    rng = np.random.default_rng(seed)
+    speech_keys = sorted({e.speech for e in examples if e.speech})
+    text_keys = sorted({e.text for e in examples if e.text})
+    speech_keys = [speech_keys[i] for i in rng.permutation(len(speech_keys))[:limit]]
+    text_keys = [text_keys[i] for i in rng.permutation(len(text_keys))[:limit]]
+
+    def speech_frames():
+        for k in speech_keys:
+            x = torch.from_numpy(bank.speech[k].astype(np.float32))
+            yield (align_length(x, model.cfg.speech_len) if model.aligns_speech else x).numpy()
+
+    def text_frames():
+        for k in text_keys:
+            yield bank.text[k][: model.cfg.text_len].astype(np.float32)
+
+    return JointStandardScaler.fit(text_frames(), speech_frames())
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    best_epoch: int
+    best_val: float
+    history: list[dict]
+    test: dict[str, dict]
+
+
+def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None = None, device: str | None = None) -> TrainResult:
+    """Build features, train ``cfg.model.arch`` with early stopping, keep the best checkpoint, evaluate on test."""
+    out_dir = Path(out_dir)
+    dev = pick_device(device or cfg.train.device)
+    torch.manual_seed(cfg.train.seed)
+    rng = np.random.default_rng(cfg.train.seed)
+    sources = load_sources(cfg)
+    for s in sources:
+        counts = {sp: sum(1 for it in s.items if it.split == sp) for sp in ("train", "val", "test")}
+        logger.info("source %s: %d train, %d val, %d test items", s.name, counts["train"], counts["val"], counts["test"])
+    builder = FeatureBuilder(cfg, store, device=str(dev))
+    bank = builder.build(sources, train=True)
+    fingerprints = builder.fingerprints()
+    text_dim, speech_dim = builder.text_encoder.dim, builder.speech_encoder.dim
+    sampler = ExampleSampler(cfg, sources, bank)
+    val_sets = sampler.fixed("val")
+    if not val_sets:
+        from emomon.errors import ConfigError
+
+        raise ConfigError("no validation data: name val_speakers for a source, or use corpora with a dev split")
+
+    model = build_model(cfg, text_dim, speech_dim, len(cfg.classes)).to(dev)
+    first_epoch = sampler.epoch(rng, cfg.train.epoch_size)
+    model.set_scaler(fit_scaler(bank, first_epoch, model, seed=cfg.train.seed))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.train.weight_decay:
+        opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    else:
+        opt = torch.optim.Adam(params, lr=cfg.train.lr)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info("model %s: %d parameters, device %s", cfg.model.arch, n_params, dev)
+
+    best, best_epoch, bad, history = -1.0, -1, 0, []
+    for epoch in range(cfg.train.max_epochs):
+        examples = first_epoch if epoch == 0 else sampler.epoch(rng, cfg.train.epoch_size)
+        model.train()
+        t0, losses = time.time(), []
+        with progress_bar(f"epoch {epoch + 1}/{cfg.train.max_epochs}", len(examples)) as advance:
+            for batch in batches(examples, cfg.train.batch_size):
+                text, speech, labels = collate(batch, bank, text_dim, speech_dim)
+                with _autocast(dev):
+                    out = model(model.prepare(text, speech))
+                    loss = model.loss(out, labels.to(dev), cfg.train.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                advance(len(batch))
+        val = {name: evaluate_examples(model, exs, bank, cfg.classes).fused.accuracy for name, exs in val_sets.items()}
+        val_acc = float(np.mean(list(val.values())))
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": val_acc, "val": val, "seconds": round(time.time() - t0, 1)}
+        history.append(record)
+        improved = val_acc > best
+        logger.info("epoch %d: loss %.4f  val acc %.4f (%s)%s", epoch + 1, record["loss"], val_acc,
+                    ", ".join(f"{k} {v:.3f}" for k, v in val.items()), "  * best" if improved else "")
+        if improved:
+            best, best_epoch, bad = val_acc, epoch + 1, 0
+            save_checkpoint(out_dir, model, cfg, fingerprints, {"training": {"epoch": epoch + 1, "val_accuracy": val_acc, "val": val}})
+        else:
+            bad += 1
+            if bad >= cfg.train.patience:
+                logger.info("early stopping: no better validation accuracy for %d epochs", bad)
+                break
+
+    from emomon.models.checkpoint import load_checkpoint
+
+    best_model = load_checkpoint(out_dir, device=dev).model
+    test = {}
+    for mode in ("paired", "text-only", "speech-only"):
+        for name, exs in sampler.fixed("test", mode).items():
+            test.setdefault(name, {})[mode] = evaluate_examples(best_model, exs, bank, cfg.classes).as_dict()
+    metadata = {
+        "training": {"best_epoch": best_epoch, "val_accuracy": best, "history": history, "parameters": n_params,
+                     "sources": [{"name": s.name, "corpus": s.config.corpus, "items": len(s.items)} for s in sources]},
+        "test": test,
+    }
+    save_checkpoint(out_dir, best_model, cfg, fingerprints, metadata)
+    (out_dir / "metrics.json").write_text(json.dumps({"config": config_to_dict(cfg), **metadata}, indent=1) + "\n")
+    return TrainResult(out_dir, best_epoch, best, history, test)
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    return torch.autocast("cpu", enabled=False)
