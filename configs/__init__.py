@@ -1,1 +1,1 @@
-"""TOML presets, loaded with emomon.models.config.load_config(name)."""
+"""TOML presets, loaded with emomon.config.load_config(name)."""

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emomon.models.config import ModelConfig
+from emomon.config import ModelConfig
 from emomon.models.encoders.base import Frames
 from emomon.models.scaler import JointStandardScaler
 

@@ -24,7 +24,7 @@ import torch
 
 from emomon import __version__
 from emomon.errors import ConfigError, ModelError
-from emomon.models.config import EmomonConfig, config_from_dict, config_to_dict
+from emomon.config import EmomonConfig, config_from_dict, config_to_dict
 from emomon.models.registry import build_model
 from emomon.models.scaler import JointStandardScaler
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from emomon.errors import ConfigError, InputError
-from emomon.models.config import EmomonConfig, SourceConfig
+from emomon.config import EmomonConfig, SourceConfig
 from emomon.models.data import Item
 from emomon.models.data.corpora import assign_splits, read_corpus
 from emomon.models.features import FeatureStore, file_key, text_key
@@ -66,7 +66,7 @@ def load_sources(cfg: EmomonConfig, splits: tuple[str, ...] = ("train", "val", "
                 raise
             logger.warning("skipping %s: %s", src.corpus, exc)
             continue
-        items = assign_splits(items, src.test_speakers, src.val_speakers)
+        items = assign_splits(items, src.test_speakers, src.val_speakers, src.test_fraction, src.val_fraction)
         if src.text == "none":
             items = [replace(it, text=None) for it in items]
         items = [it for it in items if it.split in splits]
@@ -209,7 +209,9 @@ class FeatureBuilder:
                 out.append(asr.transcribe(audio).text if audio is not None else "")
             return out
 
-        fp = f"asr:{asr.encoder.fingerprint}:{self.cfg.asr.language}:{self.cfg.asr.beam_size}"
+        from emomon.transcribe import DECODER_VERSION
+
+        fp = f"asr:{asr.encoder.fingerprint}:{self.cfg.asr.language}:{self.cfg.asr.beam_size}:v{DECODER_VERSION}"
         got = self.store.strings(fp, f"asr-{source.name}", list(keys), compute, description=f"transcribing {source.name}")
         return {keys[k].id: v for k, v in got.items()}
 
@@ -224,18 +226,22 @@ class FeatureBuilder:
 
         bank.text.update(self.store.arrays(enc.fingerprint, "text", keys, compute, batch_size=64, description="text features"))
 
-    def synth_features(self, items: list[Item], bank: FeatureBank) -> None:
-        """espeak-ng renderings of text-only items (flat voice), encoded like any clip."""
-        from emomon.models.data.synth import speak_varied
+    def synth_features(self, items: list[Item], bank: FeatureBank, voice: str | None = None) -> None:
+        """espeak-ng renderings of text-only items (flat voice), encoded like any clip.
+
+        ``voice=None`` varies voice, rate and pitch per sentence (training); a voice name reads all with it.
+        """
+        from emomon.models.data.synth import speak, speak_varied
 
         enc = self.speech_encoder
-        keys = {f"synth:{text_key(it.text)}": it for it in items if it.text}
+        tag = f"synth-{voice}" if voice else "synth"
+        keys = {f"{tag}:{text_key(it.text)}": it for it in items if it.text}
 
         def compute(ks: list[str]) -> list[np.ndarray]:
-            audios = [speak_varied(keys[k].text, k) for k in ks]
+            audios = [speak(keys[k].text, voice=voice) if voice else speak_varied(keys[k].text, k) for k in ks]
             return enc.encode(audios).unbatch()
 
-        arrays = self.store.arrays(enc.fingerprint, "synth", list(keys), compute, batch_size=8, description="espeak-ng renderings")
+        arrays = self.store.arrays(enc.fingerprint, tag, list(keys), compute, batch_size=8, description="espeak-ng renderings")
         bank.speech.update(arrays)
         for k, it in keys.items():
             bank.synth_key[it.id] = k
@@ -341,30 +347,36 @@ class ExampleSampler:
         return examples
 
     def fixed(self, split: str, mode: str = "paired") -> dict[str, list[Example]]:
-        """Deterministic examples of a split per source.
+        return fixed_examples(self.cfg, self.sources, self.bank, split, mode)
 
-        ``paired``: clean speech with the item's own text (a text-only item gets its rendering if it has one, else
-        no speech); ``text-only`` drops speech; ``speech-only`` drops text.
-        """
-        out: dict[str, list[Example]] = {}
-        for src in self.sources:
-            exs = []
-            for it in src.items:
-                if it.split != split or it.label not in self.class_index or not self._usable(it):
-                    continue
-                keys = self.bank.speech_keys.get(it.id)
-                speech = keys[0] if keys else self.bank.synth_key.get(it.id)
-                text = self._text_key(it)
-                if mode == "text-only":
-                    speech = None
-                elif mode == "speech-only":
-                    text = None
-                if speech is None and text is None:
-                    continue
-                exs.append(Example(speech, text, self.class_index[it.label], src.name))
-            if exs:
-                out[src.name] = exs
-        return out
+
+def fixed_examples(cfg: EmomonConfig, sources: list[Source], bank: FeatureBank, split: str, mode: str = "paired") -> dict[str, list[Example]]:
+    """Deterministic examples of a split per source.
+
+    ``paired``: clean speech with the item's own text (a text-only item gets its rendering if it has one, else no
+    speech); ``text-only`` drops speech; ``speech-only`` drops text.
+    """
+    class_index = {c: i for i, c in enumerate(cfg.classes)}
+    out: dict[str, list[Example]] = {}
+    for src in sources:
+        exs = []
+        for it in src.items:
+            if it.split != split or it.label not in class_index:
+                continue
+            keys = bank.speech_keys.get(it.id)
+            speech = keys[0] if keys else bank.synth_key.get(it.id)
+            text = bank.text_of.get(it.id)
+            text = text_key(text) if text else None
+            if mode == "text-only":
+                speech = None
+            elif mode == "speech-only":
+                text = None
+            if speech is None and text is None:
+                continue
+            exs.append(Example(speech, text, class_index[it.label], src.name))
+        if exs:
+            out[src.name] = exs
+    return out
 
 
 def batches(examples: list[Example], size: int):

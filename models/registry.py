@@ -26,7 +26,7 @@ def model_class(arch: str):
 
 
 def build_model(cfg, text_dim: int, speech_dim: int, n_classes: int, scaler=None):
-    """Instantiate ``cfg.model.arch`` (``cfg`` is an :class:`~emomon.models.config.EmomonConfig`)."""
+    """Instantiate ``cfg.model.arch`` (``cfg`` is an :class:`~emomon.config.EmomonConfig`)."""
     cls = model_class(cfg.model.arch)
     try:
         return cls(cfg.model, text_dim, speech_dim, n_classes, scaler)

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from emomon.models.checkpoint import save_checkpoint
-from emomon.models.config import EmomonConfig, config_to_dict
+from emomon.config import EmomonConfig, config_to_dict
 from emomon.models.dataset import Example, ExampleSampler, FeatureBank, FeatureBuilder, batches, collate, load_sources
-from emomon.models.encoders.base import pick_device
+from emomon.models.encoders.base import autocast, pick_device
 from emomon.models.features import FeatureStore, progress_bar
 from emomon.models.metrics import Metrics, classification_metrics
 from emomon.models.registry import build_model
@@ -122,6 +122,8 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("model %s: %d parameters, device %s", cfg.model.arch, n_params, dev)
 
+    # fp16 autocast (CUDA without bf16) needs loss scaling; bf16 and CPU do not.
+    grad_scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and not torch.cuda.is_bf16_supported())
     best, best_epoch, bad, history = -1.0, -1, 0, []
     for epoch in range(cfg.train.max_epochs):
         examples = first_epoch if epoch == 0 else sampler.epoch(rng, cfg.train.epoch_size)
@@ -130,12 +132,13 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
         with progress_bar(f"epoch {epoch + 1}/{cfg.train.max_epochs}", len(examples)) as advance:
             for batch in batches(examples, cfg.train.batch_size):
                 text, speech, labels = collate(batch, bank, text_dim, speech_dim)
-                with _autocast(dev):
+                with autocast(dev):
                     out = model(model.prepare(text, speech))
                     loss = model.loss(out, labels.to(dev), cfg.train.label_smoothing)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                grad_scaler.scale(loss).backward()
+                grad_scaler.step(opt)
+                grad_scaler.update()
                 losses.append(float(loss.detach()))
                 advance(len(batch))
         val = {name: evaluate_examples(model, exs, bank, cfg.classes).fused.accuracy for name, exs in val_sets.items()}
@@ -169,9 +172,3 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     save_checkpoint(out_dir, best_model, cfg, fingerprints, metadata)
     (out_dir / "metrics.json").write_text(json.dumps({"config": config_to_dict(cfg), **metadata}, indent=1) + "\n")
     return TrainResult(out_dir, best_epoch, best, history, test)
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-    return torch.autocast("cpu", enabled=False)

@@ -304,12 +304,15 @@ def read_corpus(corpus: str, path: Path) -> list[Item]:
     return items
 
 
-def assign_splits(items: list[Item], test_speakers: tuple[str, ...] = (), val_speakers: tuple[str, ...] = ()) -> list[Item]:
-    """Speaker-held-out splits: items of ``test_speakers`` -> test, ``val_speakers`` -> val, the rest -> train.
+def assign_splits(items: list[Item], test_speakers: tuple[str, ...] = (), val_speakers: tuple[str, ...] = (),
+                  test_fraction: float = 0.0, val_fraction: float = 0.0) -> list[Item]:
+    """Speaker-held-out splits, never by clip.
 
-    A corpus that comes with its own split (MELD, GoEmotions, a manifest's split column) keeps it unless the preset
-    names speakers. A speaker may not be in both lists.
+    Named speakers go to test (``test_speakers``) or val (``val_speakers``), everyone else to train. Without named
+    speakers, ``test_fraction``/``val_fraction`` of the speakers (in a fixed hash order) are held out. A corpus that
+    comes with its own split (MELD, GoEmotions, a manifest's split column) keeps it when neither is given.
     """
+    import hashlib
     from dataclasses import replace
 
     overlap = set(test_speakers) & set(val_speakers)
@@ -317,11 +320,17 @@ def assign_splits(items: list[Item], test_speakers: tuple[str, ...] = (), val_sp
         from emomon.errors import ConfigError
 
         raise ConfigError(f"speaker {sorted(overlap)[0]!r} is in both test_speakers and val_speakers")
+    if not test_speakers and not val_speakers and (test_fraction or val_fraction):
+        speakers = sorted({i.speaker for i in items}, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
+        n_test = int(round(len(speakers) * test_fraction)) if test_fraction else 0
+        n_val = int(round(len(speakers) * val_fraction)) if val_fraction else 0
+        if test_fraction and len(speakers) > 2:
+            n_test = max(1, n_test)
+        if val_fraction and len(speakers) > 2:
+            n_val = max(1, n_val)
+        test_speakers = tuple(speakers[:n_test])
+        val_speakers = tuple(speakers[n_test : n_test + n_val])
     if not test_speakers and not val_speakers:
         return [i if i.split else replace(i, split="train") for i in items]
     test, val = set(test_speakers), set(val_speakers)
-    out = []
-    for i in items:
-        split = "test" if i.speaker in test else "val" if i.speaker in val else "train"
-        out.append(replace(i, split=split))
-    return out
+    return [replace(i, split="test" if i.speaker in test else "val" if i.speaker in val else "train") for i in items]

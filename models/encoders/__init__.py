@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from emomon.models.encoders.base import SAMPLE_RATE, Frames, SpeechEncoder, TextEncoder, pick_device
 
 if TYPE_CHECKING:
-    from emomon.models.config import SpeechEncoderConfig, TextEncoderConfig
+    from emomon.config import SpeechEncoderConfig, TextEncoderConfig
 
 __all__ = ["SAMPLE_RATE", "Frames", "SpeechEncoder", "TextEncoder", "build_speech_encoder", "build_text_encoder", "pick_device"]
 

@@ -82,3 +82,10 @@ def pick_device(requested: str = "auto") -> torch.device:
             raise DeviceError("CUDA was requested but no CUDA device is available; use --device cpu")
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def autocast(device: torch.device):
+    """Mixed precision on CUDA (bf16 where supported, else fp16); a no-op context on CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    return torch.autocast("cpu", enabled=False)

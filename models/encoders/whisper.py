@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emomon.errors import ModelError
-from emomon.models.encoders.base import SAMPLE_RATE, Frames
+from emomon.models.encoders.base import SAMPLE_RATE, Frames, autocast
 
 logger = logging.getLogger("emomon")
 
@@ -280,7 +280,7 @@ class WhisperSpeechEncoder:
         for i, m in enumerate(mels):
             batch[i, :, : m.shape[1]] = torch.from_numpy(m)
         batch = batch.to(self.device)
-        with torch.inference_mode(), _autocast(self.device):
+        with torch.inference_mode(), autocast(self.device):
             states = self.encoder(batch, lengths.to(self.device) if len(mels) > 1 else None)
         return [s.float() for s in states], (lengths + 1) // 2
 
@@ -305,13 +305,6 @@ class WhisperSpeechEncoder:
         for k, (i, _) in enumerate(pieces):
             per_item[i].append(frames[k, : int(lengths[k])])
         return Frames.pad([torch.cat(p) for p in per_item], dim=self.dim)
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", enabled=False)
 
 
 def model_info(model_dir: Path) -> dict:

@@ -112,6 +112,8 @@ class SourceConfig:
     )
     test_speakers: tuple[str, ...] = _opt((), doc="speakers held out for testing (never trained on or selected on)")
     val_speakers: tuple[str, ...] = _opt((), doc="speakers used for validation / early stopping")
+    test_fraction: float = _opt(0.0, lo=0.0, hi=0.9, doc="without named speakers: share of speakers held out for test")
+    val_fraction: float = _opt(0.0, lo=0.0, hi=0.9, doc="without named speakers: share of speakers used for validation")
     weight: float = _opt(1.0, lo=0.0, hi=1000.0, doc="relative share of training examples drawn from this source")
     augment: bool = _opt(True, doc="add augmented copies of this source's audio (see data.augment_copies)")
     max_items: int = _opt(0, lo=0, hi=10_000_000, doc="use at most this many items per split (0 = all)")
@@ -122,7 +124,7 @@ class SourceConfig:
 class DataConfig:
     """Training data and the recipe that pairs unpaired corpora (see the README's model card)."""
 
-    root: str = _opt("../shared/data", doc="folder the sources' relative paths start from ($EMOMON_DATA overrides it)")
+    root: str = _opt("../shared/data", doc="folder the sources' relative paths start from (relative to the current directory; $EMOMON_DATA overrides it)")
     sources: tuple[SourceConfig, ...] = _opt((), doc="corpora, each a [[data.sources]] table")
     augment_copies: int = _opt(2, lo=0, hi=32, doc="augmented copies of each training clip (noise, gain, speed, reverb)")
     synth_sentences: int = _opt(0, lo=0, hi=1_000_000, doc="text-corpus sentences read by espeak-ng as flat-voice speech")
@@ -146,6 +148,37 @@ class AsrConfig:
     word_timestamps: bool = _opt(True, doc="align words to audio (cross-attention DTW)")
 
 
+# --------------------------------------------------------------------------------------------------- runtime
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Voice activity segmentation (webrtcvad) of each input stream into utterances."""
+
+    frame_ms: int = _opt(30, choices=(10, 20, 30), doc="VAD frame length (webrtcvad accepts 10, 20 or 30 ms)")
+    aggressiveness: int = _opt(2, lo=0, hi=3, doc="webrtcvad aggressiveness: 0 keeps the most audio as speech, 3 the least")
+    start_ms: int = _opt(150, lo=10, hi=2000, doc="voiced audio needed within the start window to open an utterance")
+    start_window_ms: int = _opt(240, lo=10, hi=3000, doc="window in which start_ms of voiced frames opens an utterance")
+    pre_roll_ms: int = _opt(300, lo=0, hi=2000, doc="audio kept before the start (for the ASR; not in the start time)")
+    hangover_ms: int = _opt(300, lo=30, hi=5000, doc="silence that closes an utterance")
+    tail_ms: int = _opt(150, lo=0, hi=2000, doc="audio kept after the last voiced frame (for the ASR)")
+    min_utterance_ms: int = _opt(300, lo=0, hi=10000, doc="shorter voiced stretches are dropped (clicks, coughs)")
+    max_utterance_s: float = _opt(15.0, lo=1.0, hi=29.0, doc="longer speech is cut, at the quietest point near the end")
+    cut_search_s: float = _opt(3.0, lo=0.1, hi=10.0, doc="how far back from max_utterance_s to look for a quiet cut point")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The streaming monitor: model, batching and queues."""
+
+    model: str = _opt("en-tiny", doc="checkpoint: a shipped name or a directory")
+    device: str = _opt("auto", choices=("auto", "cpu", "cuda"), doc="'auto' picks CUDA when present")
+    batch_size: int = _opt(8, lo=1, hi=256, doc="inference worker: most utterances per micro-batch")
+    batch_wait_ms: int = _opt(30, lo=0, hi=2000, doc="inference worker: longest wait to fill a micro-batch")
+    queue_seconds: float = _opt(30.0, lo=1.0, hi=3600.0, doc="live: audio buffered per input before the oldest is dropped")
+    max_pending_utterances: int = _opt(64, lo=1, hi=10000, doc="live: utterances waiting for ASR before the oldest is dropped")
+    chunk_ms: int = _opt(100, lo=10, hi=2000, doc="audio block size read from files and devices")
+    threads: int = _opt(0, lo=0, hi=256, doc="CPU threads for ASR and the model (0 = all cores)")
+
+
 # --------------------------------------------------------------------------------------------------- whole preset
 @dataclass(frozen=True)
 class EmomonConfig:
@@ -157,6 +190,8 @@ class EmomonConfig:
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
     asr: AsrConfig = AsrConfig()
+    segmenter: SegmenterConfig = SegmenterConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
     base_dir: str = _opt("", doc="(set by the loader) directory relative paths in the preset are resolved against")
 
     def resolve_path(self, p: str) -> Path:
@@ -168,8 +203,10 @@ class EmomonConfig:
         return path
 
     def data_root(self) -> Path:
+        """``$EMOMON_DATA``, else ``data.root`` (a relative root starts from the current directory, so a preset
+        reads the same data whether it is loaded by name or by path)."""
         env = os.environ.get("EMOMON_DATA")
-        return Path(env).expanduser() if env else self.resolve_path(self.data.root)
+        return Path(env or self.data.root).expanduser()
 
     def source_path(self, source: "SourceConfig") -> Path:
         path = Path(source.path).expanduser()

@@ -1,0 +1,145 @@
+"""Measure the figures of the README's model card for a checkpoint, in one run.
+
+    python bench/model_card.py [--checkpoint en-tiny] [--data ../shared/data] [--json out.json]
+
+- RAVDESS, 7 classes (calm -> neutral), actors 19-24 (never trained on or selected on), text = tiny.en transcripts:
+  fused accuracy / weighted F1 / UAR, each step, and speech-only (text absent).
+- MELD test, text branch (speech absent): weighted F1.
+- Complementarity: MELD test read by espeak-ng in one flat voice, fused vs text-only weighted F1; RAVDESS fused vs
+  speech-only accuracy.
+- Unseen speakers of other languages held out in training: ASED (Amharic) speakers 61-65, nEMO (Polish) MP0.
+- Checkpoint size, parameters, and milliseconds per utterance on CPU (fusion model alone, and text encoder + model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emomon.config import SourceConfig
+from emomon.models.checkpoint import load_checkpoint
+from emomon.models.dataset import Example, FeatureBuilder, fixed_examples, load_sources
+from emomon.models.features import text_key
+from emomon.models.training import evaluate_examples
+
+
+def evaluate(ckpt, source: SourceConfig, modes=("paired", "speech-only", "text-only"), synth_voice: str | None = None):
+    cfg = dataclasses.replace(ckpt.config, data=dataclasses.replace(ckpt.config.data, sources=(source,)))
+    srcs = load_sources(cfg, splits=("test",))
+    builder = FeatureBuilder(cfg)
+    bank = builder.build(srcs, train=False)
+    out = {}
+    for mode in modes:
+        for name, exs in fixed_examples(cfg, srcs, bank, "test", mode).items():
+            out[mode] = evaluate_examples(ckpt.model, exs, bank, cfg.classes)
+    if synth_voice:  # the text read aloud by espeak-ng in one voice, paired with its own text
+        items = [it for s in srcs for it in s.items]
+        builder.synth_features(items, bank, voice=synth_voice)
+        cls = {c: i for i, c in enumerate(cfg.classes)}
+        exs = [Example(bank.synth_key[it.id], text_key(it.text), cls[it.label], "meld") for it in items if it.id in bank.synth_key]
+        out["espeak-paired"] = evaluate_examples(ckpt.model, exs, bank, cfg.classes)
+    return out
+
+
+def timing(ckpt, n: int = 200) -> dict:
+    from emomon.models.encoders.base import Frames
+    from emomon.models.inference import EmotionRecognizer
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    rec = EmotionRecognizer(ckpt, device="cpu")
+    model = rec.model
+    rng = np.random.default_rng(0)
+    text = Frames.pad([rng.normal(0, 1, (16, rec.ckpt.dims["text"])).astype(np.float32)], rec.ckpt.dims["text"])
+    speech = Frames.pad([rng.normal(0, 1, (150, rec.ckpt.dims["speech"])).astype(np.float32)], rec.ckpt.dims["speech"])
+    fusion, full = [], []
+    with torch.inference_mode():
+        for _ in range(10):
+            model(model.prepare(text, speech))
+        for _ in range(n):
+            t0 = time.perf_counter()
+            model(model.prepare(text, speech))
+            fusion.append(time.perf_counter() - t0)
+        sentence = "I can't believe you did this, I'm so angry right now."
+        for _ in range(n // 4):
+            t0 = time.perf_counter()
+            rec.predict_frames(rec.encode_text([sentence]), speech)
+            full.append(time.perf_counter() - t0)
+    weights = Path(ckpt.path) / "model.safetensors"
+    return {
+        "checkpoint_mb": round(weights.stat().st_size / 1e6, 2),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "fusion_ms_p50": round(1000 * statistics.median(fusion), 2),
+        "text_plus_fusion_ms_p50": round(1000 * statistics.median(full), 2),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def row(name: str, ev) -> str:
+    f = ev.fused
+    steps = "  ".join(f"{k} acc {m.accuracy:.3f}" for k, m in ev.steps.items())
+    return f"| {name} | {f.n} | {f.accuracy:.3f} | {f.weighted_f1:.3f} | {f.uar:.3f} | {steps} |"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default="en-tiny")
+    ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
+    ap.add_argument("--json")
+    ap.add_argument("--skip-meld-speech", action="store_true", help="skip the espeak-ng reading of MELD test (slowest part)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    data = Path(args.data)
+    if not data.is_dir():
+        print(f"data folder not found: {data}", file=sys.stderr)
+        return 3
+    ckpt = load_checkpoint(args.checkpoint)
+    results = {}
+    t0 = time.time()
+    rav = evaluate(ckpt, SourceConfig(corpus="ravdess", path=str(data / "ravdess"), text="asr", test_speakers=tuple(str(i) for i in range(19, 25))))
+    meld = evaluate(ckpt, SourceConfig(corpus="meld", path=str(data / "text" / "meld")), modes=("text-only",),
+                    synth_voice=None if args.skip_meld_speech else "en-us")
+    ased = evaluate(ckpt, SourceConfig(corpus="ased", path=str(data / "ased"), text="asr", test_speakers=("61", "62", "63", "64", "65")),
+                    modes=("paired", "speech-only"))
+    nemo = evaluate(ckpt, SourceConfig(corpus="nemo", path=str(data / "nemo"), text="asr", test_speakers=("MP0",)), modes=("paired", "speech-only"))
+    results = {"ravdess_19_24": rav, "meld_test": meld, "ased_61_65": ased, "nemo_MP0": nemo}
+    speed = timing(ckpt)
+
+    print(f"\nModel card figures for {ckpt.path} (measured in {time.time() - t0:.0f} s)\n")
+    print("| set | n | accuracy | weighted F1 | UAR | steps |")
+    print("|---|---|---|---|---|---|")
+    for set_name, modes in results.items():
+        for mode, ev in modes.items():
+            print(row(f"{set_name} {mode}", ev))
+    checks = {
+        "ravdess_fused_acc": rav["paired"].fused.accuracy,
+        "ravdess_speech_only_acc": rav["speech-only"].fused.accuracy,
+        "meld_text_branch_wf1": meld["text-only"].fused.weighted_f1,
+    }
+    print(f"\nRAVDESS 19-24 accuracy (target >= 0.80): {checks['ravdess_fused_acc']:.3f}")
+    print(f"MELD test text-branch weighted F1 (target >= 0.60): {checks['meld_text_branch_wf1']:.3f}")
+    print(f"RAVDESS fused - speech-only accuracy (target >= 0): {checks['ravdess_fused_acc'] - checks['ravdess_speech_only_acc']:+.3f}")
+    if "espeak-paired" in meld:
+        checks["meld_espeak_fused_wf1"] = meld["espeak-paired"].fused.weighted_f1
+        print(f"MELD espeak-ng fused - text-only weighted F1 (target >= -0.03): {checks['meld_espeak_fused_wf1'] - checks['meld_text_branch_wf1']:+.3f}")
+    print(f"checkpoint {speed['checkpoint_mb']} MB, {speed['parameters']:,} parameters; fusion model {speed['fusion_ms_p50']} ms "
+          f"per utterance, text encoder + fusion {speed['text_plus_fusion_ms_p50']} ms (CPU, {speed['threads']} threads, p50)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "checks": checks, "speed": speed,
+            "results": {s: {m: ev.as_dict() for m, ev in modes.items()} for s, modes in results.items()},
+        }, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""Inference API: a checkpoint plus its encoders, audio and text in, emotion distributions out.
+
+>>> rec = EmotionRecognizer()                    # the shipped offline English model
+>>> rec.predict([audio], ["I can't believe this"])[0].label
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from emomon.models.checkpoint import DEFAULT_CHECKPOINT, Checkpoint, load_checkpoint
+from emomon.models.encoders.base import Frames, autocast, pick_device
+
+logger = logging.getLogger("emomon")
+
+
+@dataclass
+class Prediction:
+    label: str
+    confidence: float
+    probs: dict[str, float]
+    #: Each step's (or branch's) own distribution, e.g. HyFusER's step1 (Q=text) and step2 (Q=speech).
+    step_probs: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def step_labels(self) -> dict[str, str]:
+        return {k: max(v, key=v.get) for k, v in self.step_probs.items()}
+
+
+class EmotionRecognizer:
+    """Owns a fused model and its encoders on one device. Not thread-safe: give it to one thread."""
+
+    def __init__(self, checkpoint: str | Checkpoint = DEFAULT_CHECKPOINT, device: str | torch.device = "auto"):
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, device=self.device)
+        self.model = self.ckpt.model.to(self.device).eval()
+        self.classes = self.ckpt.classes
+        self._text = self._speech = None
+
+    @property
+    def config(self):
+        return self.ckpt.config
+
+    @property
+    def text_encoder(self):
+        if self._text is None:
+            from emomon.models.encoders import build_text_encoder
+
+            self._text = build_text_encoder(self.config.encoders.text, self.device)
+            self._check("text", self._text)
+        return self._text
+
+    @property
+    def speech_encoder(self):
+        if self._speech is None:
+            from emomon.models.encoders import build_speech_encoder
+
+            self._speech = build_speech_encoder(self.config.encoders.speech, self.device)
+            self._check("speech", self._speech)
+        return self._speech
+
+    def _check(self, modality: str, encoder) -> None:
+        from emomon.errors import ModelError
+
+        want = self.ckpt.dims[modality]
+        if encoder.dim != want:
+            raise ModelError(f"the checkpoint expects {modality} features of size {want}, but its encoder gives {encoder.dim}")
+        if encoder.fingerprint != self.ckpt.fingerprints[modality]:
+            logger.warning("the installed %s encoder differs from the one this checkpoint was trained with (%s vs %s)",
+                           modality, encoder.fingerprint, self.ckpt.fingerprints[modality])
+
+    # ------------------------------------------------------------------------------------------------ encoders
+    def encode_text(self, texts: Sequence[str | None]) -> Frames:
+        """Token states; ``None`` or empty text becomes an absent (empty) sequence."""
+        present = [i for i, t in enumerate(texts) if t and t.strip()]
+        seqs: list[np.ndarray] = [np.zeros((0, self.ckpt.dims["text"]), np.float32) for _ in texts]
+        if present:
+            for i, s in zip(present, self.text_encoder.encode([texts[i] for i in present]).unbatch()):
+                seqs[i] = s
+        return Frames.pad(seqs, dim=self.ckpt.dims["text"])
+
+    def encode_speech(self, audios: Sequence[np.ndarray]) -> Frames:
+        return self.speech_encoder.encode(audios)
+
+    # ------------------------------------------------------------------------------------------------ prediction
+    def predict_frames(self, text: Frames, speech: Frames) -> list[Prediction]:
+        with torch.inference_mode(), autocast(self.device):
+            out = self.model(self.model.prepare(text, speech))
+        probs = out.probs.float().cpu().numpy()
+        steps = {k: v.float().cpu().numpy() for k, v in out.steps.items()}
+        preds = []
+        for i, p in enumerate(probs):
+            k = int(p.argmax())
+            preds.append(Prediction(
+                label=self.classes[k],
+                confidence=float(p[k]),
+                probs={c: float(v) for c, v in zip(self.classes, p)},
+                step_probs={s: {c: float(v) for c, v in zip(self.classes, sp[i])} for s, sp in steps.items()},
+            ))
+        return preds
+
+    def predict(self, audios: Sequence[np.ndarray | None], texts: Sequence[str | None]) -> list[Prediction]:
+        """Predictions for utterances (16 kHz float32 audio, or ``None``) with their transcripts (or ``None``)."""
+        if len(audios) != len(texts):
+            raise ValueError("audios and texts differ in length")
+        dim = self.ckpt.dims["speech"]
+        present = [i for i, a in enumerate(audios) if a is not None and len(a)]
+        seqs: list[np.ndarray] = [np.zeros((0, dim), np.float32) for _ in audios]
+        if present:
+            for i, s in zip(present, self.encode_speech([audios[i] for i in present]).unbatch()):
+                seqs[i] = s
+        return self.predict_frames(self.encode_text(texts), Frames.pad(seqs, dim=dim))

@@ -1,0 +1,146 @@
+"""Running a monitoring session from user options: build sources and sinks, handle signals, print the summary.
+
+This is the library entry point behind ``emomon replay`` and ``emomon live``; the CLI only parses arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from emomon.config import EmomonConfig
+from emomon.errors import ConfigError
+from emomon.monitor.pipeline import Session, step_names_of, summary_lines
+from emomon.monitor.sinks import CsvSink, LinePrinter, default_csv_path
+
+logger = logging.getLogger("emomon")
+
+#: Exit codes for sessions ended by a signal (128 + signal number, the shell convention).
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+
+
+@dataclass
+class MonitorOptions:
+    """What the user asked for on the command line."""
+
+    files: list[Path] = field(default_factory=list)  # replay inputs
+    devices: list[str] = field(default_factory=list)  # live inputs (name or index; '' = default device)
+    realtime: bool = False
+    split_channels: bool = False
+    speakers: dict[int, str] = field(default_factory=dict)  # stream index -> name
+    csv: Path | None = None
+    printer: bool = True
+    duration: float | None = None  # live: stop after this many seconds
+
+
+def sample_recording() -> Path:
+    """The short recording that ships with emomon (several emotional English sentences, espeak-ng voices)."""
+    return Path(str(resources.files("emomon.monitor").joinpath("samples", "sample.ogg")))
+
+
+def parse_speaker_names(specs: list[str]) -> dict[int, str]:
+    """``["0=Teacher", "1=Student"]`` -> {0: "Teacher", 1: "Student"} (stream indices start at 0)."""
+    out = {}
+    for spec in specs:
+        key, sep, name = spec.partition("=")
+        if not sep or not key.strip().isdigit() or not name.strip():
+            raise ConfigError(f"--speaker {spec!r}: expected INDEX=NAME, e.g. 0=Teacher")
+        out[int(key)] = name.strip()
+    return out
+
+
+def build_sources(cfg: EmomonConfig, opts: MonitorOptions, live: bool) -> list:
+    from emomon.monitor.sources import FileSource, MicSource
+
+    sources = []
+    chunk_ms = cfg.runtime.chunk_ms if (live or opts.realtime) else max(cfg.runtime.chunk_ms, 500)
+    if live:
+        for i, dev in enumerate(opts.devices or [""]):
+            sources.append(MicSource(dev or None, i, opts.speakers.get(i, f"S{i + 1}"), chunk_ms=chunk_ms,
+                                     queue_seconds=cfg.runtime.queue_seconds))
+        return sources
+    stream = 0
+    for path in opts.files:
+        src = FileSource(path, stream, split_channels=opts.split_channels, realtime=opts.realtime, chunk_ms=chunk_ms)
+        for k, info in enumerate(src.streams):
+            name = opts.speakers.get(info.index)
+            if name:
+                src.streams[k] = dataclasses.replace(info, speaker=name)
+            elif len(opts.files) > 1 and not src.split:
+                src.streams[k] = dataclasses.replace(info, speaker=f"S{info.index + 1}")
+        stream += len(src.streams)
+        sources.append(src)
+    return sources
+
+
+class _SignalStop:
+    """Turns SIGINT/SIGTERM/SIGHUP into a graceful stop of the session (a second Ctrl-C aborts the drain)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.received: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNAL_EXIT:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            self.session.abort.set()
+        self.received = signum
+        self.session.stop(signal.Signals(signum).name)
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_sinks: list | None = None, out=None) -> int:
+    """Run a session to its end; returns the exit code (0, or 128+signal when stopped by a signal)."""
+    from emomon.models.checkpoint import read_checkpoint_config
+
+    out = out or sys.stdout
+    # Validate everything cheap before loading models: checkpoint JSON, inputs, output path.
+    _, doc = read_checkpoint_config(cfg.runtime.model)
+    classes = tuple(doc["config"]["classes"])
+    steps = step_names_of(doc["config"]["model"]["arch"])
+    sources = build_sources(cfg, opts, live)
+    session = Session(cfg, sources, live=live)
+    csv_path = opts.csv or default_csv_path()
+    session.sinks.append(CsvSink(csv_path, session.session_id, classes, steps, timed=live or opts.realtime))
+    if opts.printer:
+        session.sinks.append(LinePrinter(out))
+    session.sinks.extend(extra_sinks or [])
+    logger.info("session CSV: %s", csv_path)
+    with _SignalStop(session) as sig:
+        try:
+            session.start()
+        except BaseException:
+            session.stop()
+            for sink in session.sinks:
+                sink.close()
+            raise
+        if live and opts.duration:
+            threading.Timer(opts.duration, session.stop, args=("duration reached",)).start()
+        session.wait()
+    for line in summary_lines(session):
+        print(line, file=sys.stderr)
+    print(f"  CSV: {csv_path}", file=sys.stderr)
+    if sig.received is not None:
+        return SIGNAL_EXIT[sig.received]
+    failed = [src.error for src in sources if src.error]
+    if failed and not live:
+        from emomon.errors import InputError
+
+        raise InputError(failed[0] + " (the utterances before the damage are in the CSV)")
+    return 0

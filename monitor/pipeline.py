@@ -1,0 +1,301 @@
+"""The session: sources -> segmenter -> ASR -> inference worker -> sinks, one thread per stage, one-way queues.
+
+Shutdown is a cascade: a stop request (Ctrl-C, SIGTERM, end of files) ends the sources, which end their streams;
+the segmenter closes what it holds and passes an end marker down, and each stage finishes its queue and passes the
+marker on. If that takes longer than ``drain_seconds``, the remaining queued utterances are skipped (and counted)
+so the process still ends promptly; everything already written stays in the CSV.
+
+Replay never drops: every queue applies back-pressure up to the file source. Live input never blocks the audio
+callback: the microphone buffer and the utterance queue drop their oldest entries when the stages fall behind,
+and every drop is counted and reported.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from emomon.config import EmomonConfig
+from emomon.monitor.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, Utterance
+from emomon.monitor.sinks import Sink
+
+logger = logging.getLogger("emomon")
+
+_END = object()
+
+
+@dataclass
+class SessionStats:
+    """Counters shown in the summary and the dashboard header."""
+
+    started: float = field(default_factory=time.time)
+    audio_seconds: float = 0.0
+    utterances: int = 0
+    by_speaker: dict[str, collections.Counter] = field(default_factory=dict)
+    dropped_audio_seconds: float = 0.0
+    dropped_utterances: int = 0
+    unprocessed: int = 0
+    asr_seconds: float = 0.0
+    emotion_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    finished_wall: float | None = None
+
+    @property
+    def wall_seconds(self) -> float:
+        return (self.finished_wall or time.time()) - self.started
+
+    @property
+    def speed(self) -> float:
+        """Audio seconds processed per wall-clock second (the inverse of the real-time factor)."""
+        return self.audio_seconds / max(self.wall_seconds, 1e-9)
+
+
+class Session:
+    """A running monitor. ``sources`` are FileSource/MicSource objects; ``sinks`` receive results in order."""
+
+    def __init__(self, cfg: EmomonConfig, sources: list, *, live: bool, recognizer_factory: Callable | None = None,
+                 asr_stage=None, drain_seconds: float = 1.5):
+        from emomon.monitor.inference import InferenceWorker
+
+        self.cfg = cfg
+        self.sources = sources
+        self.sinks: list[Sink] = []
+        self.live = live
+        self.session_id = uuid.uuid4().hex[:12]
+        self.stats = SessionStats()
+        self.drain_seconds = drain_seconds
+        self.stop_event = threading.Event()  # stop reading input
+        self.abort = threading.Event()  # skip what is still queued
+        self.done = threading.Event()
+        self.streams = {info.index: info for src in sources for info in src.streams}
+        rt = cfg.runtime
+        self.chunks: queue.Queue = queue.Queue(maxsize=64)
+        self.utterances: queue.Queue = queue.Queue(maxsize=0 if live else 8)
+        self._pending: collections.deque = collections.deque()  # live: bounded, drop-oldest utterance buffer
+        self._pending_cv = threading.Condition()
+        self.results: queue.Queue = queue.Queue()
+        self.asr = asr_stage
+        self.worker = InferenceWorker(recognizer_factory or self._default_recognizer, rt.batch_size, rt.batch_wait_ms,
+                                      on_result=self.results.put, abort=self.abort)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._index = 0
+        self.recent: collections.deque = collections.deque(maxlen=200)  # for the dashboard
+        self.fatal: BaseException | None = None
+
+    def _default_recognizer(self):
+        from emomon.models.inference import EmotionRecognizer
+
+        return EmotionRecognizer(self.cfg.runtime.model, device=self.cfg.runtime.device)
+
+    def next_index(self) -> int:
+        with self._lock:
+            self._index += 1
+            return self._index
+
+    # ------------------------------------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Load models (errors surface here, before any audio is read), then start every stage."""
+        self.worker.start()
+        self.worker.wait_ready()
+        if self.asr is None:
+            from emomon.monitor.asr import AsrStage
+
+            rec = self.worker.recognizer
+            self.asr = AsrStage(self.cfg.asr, rec.config.encoders.speech, device=str(rec.device), cpu_threads=self.cfg.runtime.threads)
+        self.asr.warm_up()
+        self.stats.started = time.time()
+        t0 = self.stats.started
+        spawn = self._spawn
+        for src in self.sources:
+            spawn(f"emomon-source-{src.streams[0].index}", src.run, self._emit_chunk, self.stop_event, t0)
+        spawn("emomon-segmenter", self._segment_loop)
+        spawn("emomon-asr", self._asr_loop)
+        spawn("emomon-sinks", self._sink_loop)
+
+    def _spawn(self, name: str, target, *args) -> None:
+        t = threading.Thread(target=self._guard(target), args=args, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _guard(self, target):
+        def run(*args):
+            try:
+                target(*args)
+            except BaseException as exc:  # a stage crashed: stop the session and report it, do not hang
+                if self.fatal is None:
+                    self.fatal = exc
+                logger.debug("stage %s failed", threading.current_thread().name, exc_info=True)
+                self.stop_event.set()
+                self.abort.set()
+                self.done.set()
+
+        return run
+
+    def stop(self, reason: str = "") -> None:
+        """Stop reading input; what is already queued is still processed (within ``drain_seconds``)."""
+        if reason and not self.stop_event.is_set():
+            logger.info("stopping: %s", reason)
+        self.stop_event.set()
+
+    def wait(self, poll: float = 0.2, on_tick: Callable[[], None] | None = None) -> None:
+        """Block until the session ends; after a stop request, give the stages ``drain_seconds`` to finish."""
+        stop_seen: float | None = None
+        while not self.done.wait(poll):
+            if on_tick:
+                on_tick()
+            if self.stop_event.is_set():
+                stop_seen = stop_seen or time.monotonic()
+                if time.monotonic() - stop_seen > self.drain_seconds and not self.abort.is_set():
+                    logger.warning("shutdown: skipping utterances still queued after %.1f s", self.drain_seconds)
+                    self.abort.set()
+                    with self._pending_cv:
+                        self._pending_cv.notify_all()
+                if time.monotonic() - stop_seen > self.drain_seconds + 1.0:
+                    break  # a stage is stuck in a long call: leave (threads are daemons)
+        self.stats.finished_wall = time.time()
+        for sink in self.sinks:
+            sink.close()
+        if self.fatal is not None:
+            raise self.fatal
+
+    # ------------------------------------------------------------------------------------------------ stages
+    def _emit_chunk(self, item) -> None:
+        if self.live:
+            try:
+                self.chunks.put(item, timeout=1.0)
+            except queue.Full:  # the segmenter is stuck: count the loss rather than block the device thread
+                if isinstance(item, AudioChunk):
+                    self.stats.dropped_audio_seconds += len(item.samples) / SAMPLE_RATE
+                else:
+                    self.chunks.put(item)
+        else:
+            while True:
+                try:
+                    self.chunks.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    if self.abort.is_set():
+                        return
+
+    def _segment_loop(self) -> None:
+        from emomon.monitor.segmenter import Segmenter
+
+        segs = {i: Segmenter(self.cfg.segmenter, i, info.speaker, self.next_index) for i, info in self.streams.items()}
+        open_streams = set(segs)
+        while open_streams:
+            item = self.chunks.get()
+            if isinstance(item, EndOfStream):
+                open_streams.discard(item.stream)
+                if item.error:
+                    self.stats.errors.append(item.error)
+                    for sink in self.sinks:
+                        sink.notice(item.error)
+                for u in segs[item.stream].flush():
+                    self._queue_utterance(u)
+                continue
+            if item.dropped_before:
+                self.stats.dropped_audio_seconds += item.dropped_before / SAMPLE_RATE
+            if item.stream == min(segs):  # session audio time = the first stream's clock
+                self.stats.audio_seconds = (item.start + len(item.samples)) / SAMPLE_RATE
+            for u in segs[item.stream].push(item):
+                self._queue_utterance(u)
+        self._queue_utterance(_END)
+
+    def _queue_utterance(self, u) -> None:
+        if not self.live:
+            while True:
+                try:
+                    self.utterances.put(u, timeout=0.1)
+                    return
+                except queue.Full:
+                    if self.abort.is_set():
+                        self.stats.unprocessed += u is not _END
+                        return
+        with self._pending_cv:
+            self._pending.append(u)
+            limit = self.cfg.runtime.max_pending_utterances
+            while sum(1 for x in self._pending if x is not _END) > limit:
+                old = self._pending.popleft()
+                if old is _END:
+                    self._pending.append(old)
+                    continue
+                self.stats.dropped_utterances += 1
+                logger.warning("ASR is behind: dropped utterance %d (%.1f s) of %s", old.index, old.duration, old.speaker)
+            self._pending_cv.notify()
+
+    def _next_utterance(self):
+        if not self.live:
+            return self.utterances.get()
+        with self._pending_cv:
+            while not self._pending:
+                self._pending_cv.wait(0.2)
+            return self._pending.popleft()
+
+    def _asr_loop(self) -> None:
+        while True:
+            u = self._next_utterance()
+            if u is _END:
+                break
+            if self.abort.is_set():
+                self.stats.unprocessed += 1
+                continue
+            t = self.asr.process(u)
+            self.stats.asr_seconds += t.asr_seconds
+            self.worker.submit(t)
+        self.worker.close()
+        self.worker.join()
+        self.stats.unprocessed += self.worker.skipped
+        self.results.put(_END)
+
+    def _sink_loop(self) -> None:
+        while True:
+            r = self.results.get()
+            if r is _END:
+                break
+            self._deliver(r)
+        self.done.set()
+
+    def _deliver(self, r: Result) -> None:
+        s = self.stats
+        s.utterances += 1
+        s.emotion_seconds += r.emotion_seconds
+        s.by_speaker.setdefault(r.utterance.speaker, collections.Counter())[r.emotion] += 1
+        for sink in self.sinks:
+            sink.write(r)
+        if r.latency is not None:
+            s.latencies.append(r.latency)
+        self.recent.append(r)
+
+
+def step_names_of(arch: str) -> tuple[str, ...]:
+    from emomon.models.registry import model_class
+
+    return tuple(model_class(arch).step_names)
+
+
+def summary_lines(session: Session) -> list[str]:
+    s = session.stats
+    lines = [
+        f"session {session.session_id}: {s.utterances} utterances from {len(s.by_speaker)} speaker(s), "
+        f"{s.audio_seconds:.1f} s of audio in {s.wall_seconds:.1f} s ({s.speed:.1f}x real time)"
+    ]
+    for speaker, counts in sorted(s.by_speaker.items()):
+        total = sum(counts.values())
+        shares = ", ".join(f"{e} {100 * n / total:.0f}%" for e, n in counts.most_common())
+        lines.append(f"  {speaker}: {total} utterances: {shares}")
+    if s.dropped_audio_seconds or s.dropped_utterances:
+        lines.append(f"  dropped: {s.dropped_audio_seconds:.1f} s of audio, {s.dropped_utterances} utterances (the machine fell behind)")
+    if s.unprocessed:
+        lines.append(f"  {s.unprocessed} utterance(s) were still queued at shutdown and not processed")
+    for e in s.errors:
+        lines.append(f"  input problem: {e}")
+    return lines

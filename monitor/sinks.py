@@ -1,0 +1,152 @@
+"""Sinks: the session CSV (one row per utterance, flushed as it is known, created user-only) and a plain
+line-per-utterance printer for pipes and ``--no-dashboard``."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import errno
+import io
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from emomon.errors import OutputError
+from emomon.monitor.records import Result
+
+logger = logging.getLogger("emomon")
+
+
+class Sink(Protocol):
+    def write(self, result: Result) -> None: ...
+
+    def notice(self, message: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def default_csv_path(root: Path = Path("sessions"), now: dt.datetime | None = None) -> Path:
+    """``sessions/2026-11-22_14-30-05.csv`` (local time)."""
+    now = now or dt.datetime.now()
+    return root / f"{now:%Y-%m-%d_%H-%M-%S}.csv"
+
+
+def iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
+
+
+def _output_error(path: Path, exc: OSError, what: str) -> OutputError:
+    reason = {
+        errno.ENOENT: "the folder does not exist",
+        errno.EACCES: "permission denied",
+        errno.EROFS: "the file system is read-only",
+        errno.ENOSPC: "the disk is full",
+        errno.EEXIST: "the file already exists",
+        errno.EISDIR: "it is a directory",
+    }.get(exc.errno, exc.strerror or str(exc))
+    return OutputError(f"cannot {what} {path}: {reason}")
+
+
+def create_private_file(path: Path, *, make_parents: bool = True) -> TextIO:
+    """Create ``path`` new, readable by the user only (0600), in a 0700 folder when emomon creates the folder."""
+    path = Path(path)
+    if make_parents and not path.parent.exists():
+        try:
+            path.parent.mkdir(mode=0o700, parents=True)
+        except OSError as exc:
+            raise _output_error(path.parent, exc, "create folder") from None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise _output_error(path, exc, "create") from None
+    os.fchmod(fd, 0o600)  # the umask cannot widen it, but make it explicit
+    return io.open(fd, "w", newline="", encoding="utf-8")
+
+
+class CsvSink:
+    """The session CSV: a header, then one row per utterance written and flushed as soon as it is known, so a
+    killed session leaves a file that parses and holds every finished utterance."""
+
+    def __init__(self, path: Path, session_id: str, classes: tuple[str, ...], step_names: tuple[str, ...], timed: bool,
+                 fsync: bool = True):
+        self.path = Path(path)
+        self.session_id = session_id
+        self.classes = classes
+        self.step_names = step_names
+        self.timed = timed  # latency is meaningful only for live / real-time paced audio
+        self.fsync = fsync
+        self.rows = 0
+        self.columns = (
+            ["session_id", "speaker", "stream", "utterance", "start_s", "end_s", "start_time", "end_time", "transcript",
+             "emotion", "confidence"]
+            + [f"p_{c}" for c in classes]
+            + [f"{s}_emotion" for s in step_names]
+            + ["language", "asr_note", "cut", "asr_ms", "emotion_ms", "latency_ms"]
+        )
+        self._f = create_private_file(self.path)
+        self._w = csv.writer(self._f)
+        self._row(self.columns)
+
+    def _row(self, values: list) -> None:
+        try:
+            self._w.writerow(values)
+            self._f.flush()
+            if self.fsync:
+                os.fsync(self._f.fileno())
+        except OSError as exc:
+            raise _output_error(self.path, exc, "write") from None
+
+    def write(self, r: Result) -> None:
+        u = r.utterance
+        if self.timed:
+            r.latency = time.time() - u.wall_end
+        row = [
+            self.session_id, u.speaker, u.stream, u.index, f"{u.start:.3f}", f"{u.end:.3f}", iso(u.wall_start), iso(u.wall_end),
+            r.text, r.emotion, f"{r.confidence:.4f}",
+            *[f"{r.probs.get(c, 0.0):.4f}" for c in self.classes],
+            *[r.step_emotions.get(s, "") for s in self.step_names],
+            r.language, r.asr_note, int(u.cut), f"{r.asr_seconds * 1000:.0f}", f"{r.emotion_seconds * 1000:.0f}",
+            f"{r.latency * 1000:.0f}" if r.latency is not None else "",
+        ]
+        self._row(row)
+        self.rows += 1
+
+    def notice(self, message: str) -> None:  # events live in the log and the dashboard, not among utterance rows
+        pass
+
+    def close(self) -> None:
+        try:
+            self._f.close()
+        except OSError:
+            pass
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(max(0.0, seconds), 60)
+    h, m = divmod(int(m), 60)
+    return f"{h:d}:{m:02d}:{s:04.1f}" if h else f"{m:02d}:{s:04.1f}"
+
+
+class LinePrinter:
+    """``[00:12.3-00:15.1] Teacher   happy    0.82  "what a great answer"`` per utterance."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+
+    def write(self, r: Result) -> None:
+        u = r.utterance
+        text = r.text or (f"({r.asr_note})" if r.asr_note else "")
+        line = f"[{_clock(u.start)}-{_clock(u.end)}] {u.speaker:<10} {r.emotion:<8} {r.confidence:.2f}  {text!r}"
+        try:
+            print(line, file=self.stream, flush=True)
+        except BrokenPipeError:  # `emomon replay x | head`: stop printing, keep logging to the CSV
+            self.stream = open(os.devnull, "w")
+
+    def notice(self, message: str) -> None:
+        print(f"# {message}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass

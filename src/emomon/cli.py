@@ -1,0 +1,267 @@
+"""Command line: a thin layer over :mod:`emomon.models` and :mod:`emomon.monitor`.
+
+Every user-fixable problem is an :class:`~emomon.errors.EmomonError`, printed as one ``emomon: error: ...`` line with
+the exit code documented in :mod:`emomon.errors`; the traceback of anything else is kept (it is a bug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from emomon import __version__
+from emomon.errors import EmomonError
+
+logger = logging.getLogger("emomon")
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S") if verbosity > 0 else logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    # Quiet the libraries' own chatter (hub warnings, load reports) unless debugging.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if verbosity <= 0:
+        import warnings
+
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+# ---------------------------------------------------------------------------------------------------- train / eval
+def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from emomon.config import load_config
+    from emomon.models.features import FeatureStore
+    from emomon.models.training import train
+
+    cfg = load_config(args.config)
+    if args.data_root:
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=args.data_root))
+    if args.epochs:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_epochs=args.epochs))
+    out = Path(args.out or f"runs/{cfg.name}")
+    result = train(cfg, out, store=FeatureStore(Path(args.cache)) if args.cache else None, device=args.device)
+    print(f"best epoch {result.best_epoch}: validation accuracy {result.best_val:.4f}")
+    for source, modes in result.test.items():
+        for mode, ev in modes.items():
+            f = ev["fused"]
+            print(f"test {source:<12} {mode:<12} acc {f['accuracy']:.3f}  wF1 {f['weighted_f1']:.3f}  UAR {f['uar']:.3f}  (n={f['n']})")
+    print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def _parse_speakers(spec: str | None) -> tuple[str, ...]:
+    """'19-24' or '19,20,Ses05F' -> ('19', '20', ...)."""
+    if not spec:
+        return ()
+    out: list[str] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if "-" in part and all(p.isdigit() for p in part.split("-", 1)):
+            lo, hi = map(int, part.split("-", 1))
+            out += [str(i) for i in range(lo, hi + 1)]
+        elif part:
+            out.append(part)
+    return tuple(out)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from emomon.errors import ConfigError
+    from emomon.models.checkpoint import load_checkpoint
+    from emomon.config import SourceConfig, load_config
+    from emomon.models.evaluation import MODES, evaluate_checkpoint
+    from emomon.models.features import FeatureStore
+
+    if args.corpus and not args.path:
+        raise ConfigError("--corpus needs --path (the corpus folder)")
+    if args.speakers and not args.corpus:
+        raise ConfigError("--speakers goes with --corpus")
+    sources = None
+    split = args.split or "test"
+    if args.manifest:
+        sources = (SourceConfig(corpus="manifest", path=str(Path(args.manifest).resolve()), text=args.text or "transcript"),)
+        split = args.split or "all"
+    elif args.corpus:
+        speakers = _parse_speakers(args.speakers)
+        sources = (SourceConfig(corpus=args.corpus, path=str(Path(args.path).resolve()), text=args.text or "transcript", test_speakers=speakers),)
+        split = args.split or ("test" if speakers else "all")
+    elif args.config:
+        sources = load_config(args.config).data.sources
+    ckpt = load_checkpoint(args.checkpoint)
+    modes = tuple(args.mode) if args.mode else MODES
+    report = evaluate_checkpoint(ckpt, sources, split, modes, store=FeatureStore(Path(args.cache)) if args.cache else None)
+    print(report.render(confusion=not args.no_confusion))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.as_dict(), indent=1) + "\n")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- monitor
+def _runtime_config(args: argparse.Namespace):
+    import dataclasses
+
+    from emomon.config import load_config
+
+    cfg = load_config(args.config)
+    rt = cfg.runtime
+    if args.model:
+        rt = dataclasses.replace(rt, model=args.model)
+    if args.device:
+        rt = dataclasses.replace(rt, device=args.device)
+    return dataclasses.replace(cfg, runtime=rt)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from emomon.errors import ConfigError
+    from emomon.monitor.app import MonitorOptions, parse_speaker_names, run_monitor, sample_recording
+
+    files = [Path(f) for f in args.files]
+    if args.sample:
+        files.insert(0, sample_recording())
+    if not files:
+        raise ConfigError("give a recording to replay (or --sample for the bundled one)")
+    opts = MonitorOptions(files=files, realtime=args.realtime, split_channels=args.split_channels,
+                          speakers=parse_speaker_names(args.speaker or []), csv=Path(args.csv) if args.csv else None,
+                          printer=not args.quiet_lines)
+    return run_monitor(_runtime_config(args), opts, live=False)
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from emomon.monitor.app import MonitorOptions, parse_speaker_names, run_monitor
+
+    opts = MonitorOptions(devices=list(args.input or []), speakers=parse_speaker_names(args.speaker or []),
+                          csv=Path(args.csv) if args.csv else None, printer=not args.quiet_lines, duration=args.duration)
+    return run_monitor(_runtime_config(args), opts, live=True)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from emomon.monitor.sources import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        print("no audio input devices found")
+        return 0
+    for d in devices:
+        mark = "*" if d["default"] else " "
+        print(f"{mark}{d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['samplerate']:.0f} Hz, {d['hostapi']})")
+    return 0
+
+
+def _add_monitor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="en-tiny", help="preset for the segmenter, ASR and runtime (default en-tiny)")
+    p.add_argument("--model", help="emotion checkpoint: shipped name or directory (default: the preset's runtime.model)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="compute device (default auto)")
+    p.add_argument("--speaker", action="append", metavar="INDEX=NAME", help="name a stream, e.g. 0=Teacher (repeatable)")
+    p.add_argument("--csv", help="session CSV path (default sessions/<date>_<time>.csv)")
+    p.add_argument("--quiet-lines", action="store_true", help="do not print a line per utterance")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from emomon.models.checkpoint import packaged_checkpoints, read_checkpoint_config
+    from emomon.config import preset_names
+
+    if args.checkpoint:
+        directory, doc = read_checkpoint_config(args.checkpoint)
+        cfg = doc["config"]
+        print(f"checkpoint {directory}")
+        print(f"  architecture {cfg['model']['arch']}, classes {', '.join(cfg['classes'])}")
+        print(f"  encoders: text {cfg['encoders']['text']['name']}, speech {cfg['encoders']['speech']['name']} ({cfg['encoders']['speech'].get('model', '')})")
+        print(f"  parameters {doc['weights'].get('parameters')}, created {doc.get('created')}")
+        for source, modes in (doc.get("metadata", {}).get("test") or {}).items():
+            for mode, ev in modes.items():
+                f = ev["fused"]
+                print(f"  test {source:<12} {mode:<12} acc {f['accuracy']:.3f}  wF1 {f['weighted_f1']:.3f}  UAR {f['uar']:.3f}")
+        return 0
+    print("presets:     " + ", ".join(preset_names()))
+    print("checkpoints: " + ", ".join(packaged_checkpoints()))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emomon", description="Streaming speech emotion monitor (text + speech fusion).")
+    p.add_argument("--version", action="version", version=f"emomon {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model from a TOML preset")
+    t.add_argument("config", help="preset name (e.g. en-tiny) or path to a .toml file")
+    t.add_argument("--out", help="checkpoint directory (default runs/<preset name>)")
+    t.add_argument("--data-root", help="folder the preset's corpora live in (default: data.root, or $EMOMON_DATA)")
+    t.add_argument("--epochs", type=int, help="override train.max_epochs")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override train.device")
+    t.add_argument("--cache", help="feature cache folder (default ~/.cache/emomon/features or $EMOMON_CACHE)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint (default: its own held-out test sets)")
+    e.add_argument("checkpoint", help="checkpoint directory or shipped name (e.g. en-tiny)")
+    src = e.add_mutually_exclusive_group()
+    src.add_argument("--manifest", help="CSV with columns audio,text,label,speaker,split")
+    src.add_argument("--corpus", help="corpus adapter: ravdess, meld, goemotions, ased, nemo, kemdy19, kemdy20, aihub, iemocap")
+    src.add_argument("--config", help="evaluate on the corpora of this preset")
+    e.add_argument("--path", help="corpus folder for --corpus")
+    e.add_argument("--speakers", help="test speakers for --corpus, e.g. 19-24 (default: the whole corpus)")
+    e.add_argument("--split", choices=("train", "val", "test", "all"),
+                   help="split to evaluate (default: test for the checkpoint's own corpora or named --speakers, else all)")
+    e.add_argument("--text", choices=("transcript", "asr", "none"), help="text source for audio (default: corpus transcript)")
+    e.add_argument("--mode", action="append", choices=("paired", "text-only", "speech-only"), help="modalities (repeatable; default all)")
+    e.add_argument("--json", help="also write the metrics as JSON here")
+    e.add_argument("--no-confusion", action="store_true", help="omit confusion matrices")
+    e.add_argument("--cache", help="feature cache folder")
+    e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("replay", help="run the monitor on recordings, as fast as possible (or --realtime)")
+    r.add_argument("files", nargs="*", help="audio/video files (anything FFmpeg decodes)")
+    r.add_argument("--sample", action="store_true", help="replay the bundled sample recording")
+    r.add_argument("--realtime", action="store_true", help="pace the file like a live stream")
+    r.add_argument("--split-channels", action="store_true", help="each channel of a multi-channel file is a speaker")
+    _add_monitor_options(r)
+    r.set_defaults(func=cmd_replay)
+
+    lv = sub.add_parser("live", help="monitor microphones or loopback devices until Ctrl-C")
+    lv.add_argument("--input", action="append", metavar="DEVICE", help="input device name or index (repeatable; default: system default)")
+    lv.add_argument("--duration", type=float, help="stop after this many seconds")
+    _add_monitor_options(lv)
+    lv.set_defaults(func=cmd_live)
+
+    d = sub.add_parser("devices", help="list audio input devices")
+    d.set_defaults(func=cmd_devices)
+
+    i = sub.add_parser("info", help="list presets and shipped checkpoints, or describe one checkpoint")
+    i.add_argument("checkpoint", nargs="?")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    _setup_logging(-1 if args.quiet else args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except EmomonError as exc:
+        print(f"emomon: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("emomon: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `emomon ... | head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""Shared fixtures: real speech made with espeak-ng, the shared data folder, tiny configs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("EMOMON_DATA", REPO.parent / "shared" / "data"))
+
+requires_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+requires_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not present")
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path):
+    """No test may reach the network or the user's caches."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("EMOMON_CACHE", str(tmp_path / "emomon-cache"))
+
+
+@pytest.fixture(scope="session")
+def speech_factory(tmp_path_factory):
+    """speech_factory(text, voice='en-us') -> Path of a 16 kHz wav of ``text`` read by espeak-ng (cached)."""
+    from emomon.models.data.synth import speak, write_wav
+
+    root = tmp_path_factory.mktemp("speech")
+    made: dict[tuple, Path] = {}
+
+    def make(text: str, voice: str = "en-us", rate: int = 165, pitch: int = 50) -> Path:
+        key = (text, voice, rate, pitch)
+        if key not in made:
+            if shutil.which("espeak-ng") is None:
+                pytest.skip("espeak-ng is not installed")
+            path = root / f"utt{len(made):03d}.wav"
+            write_wav(path, speak(text, voice=voice, rate=rate, pitch=pitch))
+            made[key] = path
+        return made[key]
+
+    return make
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * 16000), np.float32)

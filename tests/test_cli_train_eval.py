@@ -1,0 +1,103 @@
+"""`emomon train` and `emomon eval` end to end on a tiny manifest of espeak-ng speech, and their error lines."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from emomon.cli import main
+
+from conftest import requires_espeak
+
+SENTENCES = [
+    ("I am so happy today, this is wonderful!", "happy", "en-us"),
+    ("What a lovely and delightful surprise party.", "happy", "en-gb"),
+    ("I feel so sad and lonely since she left.", "sad", "en-us"),
+    ("Everything is hopeless and I want to cry.", "sad", "en-gb"),
+    ("Get out of here, I am furious with you!", "angry", "en-us"),
+    ("Stop lying to me, this makes me so angry.", "angry", "en-gb"),
+    ("The meeting is at ten in room four.", "neutral", "en-us"),
+    ("Please put the folder on the desk.", "neutral", "en-gb"),
+]
+
+
+@pytest.fixture
+def manifest(tmp_path, speech_factory):
+    path = tmp_path / "manifest.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["audio", "text", "label", "speaker", "split"])
+        for i, (text, label, voice) in enumerate(SENTENCES):
+            for split in ("train", "val", "test"):
+                w.writerow([speech_factory(text, voice=voice), text, label, f"{voice}-{split}", split])
+    return path
+
+
+@requires_espeak
+def test_train_then_eval_on_a_manifest(tmp_path, manifest, capsys):
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(f"""
+name = "tiny"
+classes = ["angry", "happy", "neutral", "sad"]
+[encoders.speech]
+layers = [2, 3]
+[model]
+text_len = 16
+speech_len = 12
+layers = 1
+ff_dim = 64
+[train]
+lr = 1e-3
+max_epochs = 3
+patience = 3
+epoch_size = 64
+[data]
+augment_copies = 1
+[[data.sources]]
+corpus = "manifest"
+path = "{manifest}"
+""")
+    out = tmp_path / "ckpt"
+    assert main(["train", str(preset), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "test manifest" in printed and (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["config"]["classes"] == ["angry", "happy", "neutral", "sad"]
+    assert set(doc["metadata"]["test"]["manifest"]) == {"paired", "text-only", "speech-only"}
+    report = tmp_path / "eval.json"
+    assert main(["eval", str(out), "--manifest", str(manifest), "--split", "test", "--json", str(report), "--mode", "paired"]) == 0
+    got = json.loads(report.read_text())
+    fused = got["results"]["manifest"]["paired"]["fused"]
+    assert fused["n"] == 8 and 0.0 <= fused["accuracy"] <= 1.0
+    assert set(got["results"]["manifest"]["paired"]["steps"]) == {"step1", "step2"}
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "emomon", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["train", "no-such-preset"], 2, "unknown preset"),
+        (["eval", "/nonexistent/ckpt"], 4, "checkpoint not found"),
+        (["info", "/nonexistent/ckpt"], 4, "checkpoint not found"),
+        (["eval", "en-tiny", "--corpus", "ravdess", "--path", "/nonexistent"], 3, "RAVDESS corpus not found"),
+        (["eval", "en-tiny", "--corpus", "ravdess"], 2, "--corpus needs --path"),
+    ],
+)
+def test_errors_are_one_line_with_documented_codes(args, code, message):
+    r = run(*args)
+    assert r.returncode == code, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("emomon: error:") and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unknown_key_in_a_user_preset(tmp_path):
+    p = tmp_path / "x.toml"
+    p.write_text("[model]\nlayerz = 2\n")
+    r = run("train", str(p))
+    assert r.returncode == 2 and "unknown setting model.layerz" in r.stderr and "Traceback" not in r.stderr
