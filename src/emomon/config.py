@@ -179,6 +179,28 @@ class RuntimeConfig:
     threads: int = _opt(0, lo=0, hi=256, doc="CPU threads for ASR and the model (0 = all cores)")
 
 
+@dataclass(frozen=True)
+class DashboardConfig:
+    """The Rich live view and the affect readings it shows."""
+
+    refresh_hz: float = _opt(4.0, lo=0.5, hi=30.0, doc="screen refreshes per second (fixed rate, never per frame)")
+    timeline_minutes: float = _opt(5.0, lo=0.5, hi=120.0, doc="length of each speaker's rolling timeline")
+    transcript_lines: int = _opt(8, lo=0, hi=100, doc="lines of transcript tail shown")
+    va_window_s: float = _opt(30.0, lo=1.0, hi=3600.0, doc="valence/arousal smoothing window (session seconds)")
+    alert_threshold: float = _opt(0.6, lo=0.0, hi=1.0, doc="smoothed negative-affect share that counts as high")
+    alert_seconds: float = _opt(60.0, lo=0.0, hi=36000.0, doc="how long it must stay high before the alert line shows")
+
+
+@dataclass(frozen=True)
+class DiarizationConfig:
+    """Online speaker diarization within one input (speaker embeddings + incremental clustering)."""
+
+    enabled: bool = _opt(False, doc="split one input's voices into speakers (per input device/channel otherwise)")
+    threshold: float = _opt(0.75, lo=0.0, hi=1.0, doc="cosine similarity to a speaker's centroid needed to join it")
+    max_speakers: int = _opt(8, lo=1, hi=64, doc="most speakers per input; beyond it, utterances join the nearest")
+    min_seconds: float = _opt(0.8, lo=0.0, hi=30.0, doc="shorter utterances join the nearest speaker without updating it")
+
+
 # --------------------------------------------------------------------------------------------------- whole preset
 @dataclass(frozen=True)
 class EmomonConfig:
@@ -192,6 +214,8 @@ class EmomonConfig:
     asr: AsrConfig = AsrConfig()
     segmenter: SegmenterConfig = SegmenterConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    diarization: DiarizationConfig = DiarizationConfig()
     base_dir: str = _opt("", doc="(set by the loader) directory relative paths in the preset are resolved against")
 
     def resolve_path(self, p: str) -> Path:
