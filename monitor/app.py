@@ -17,7 +17,7 @@ from pathlib import Path
 from emomon.config import EmomonConfig
 from emomon.errors import ConfigError
 from emomon.monitor.pipeline import Session, step_names_of, summary_lines
-from emomon.monitor.sinks import CsvSink, LinePrinter, default_csv_path
+from emomon.monitor.sinks import CsvSink, LinePrinter, check_output_folder, default_csv_path
 
 logger = logging.getLogger("emomon")
 
@@ -117,18 +117,21 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
     sources = build_sources(cfg, opts, live)
     session = Session(cfg, sources, live=live)
     csv_path = opts.csv or default_csv_path()
-    session.sinks.append(CsvSink(csv_path, session.session_id, classes, steps, timed=live or opts.realtime))
-    if opts.printer:
-        session.sinks.append(LinePrinter(out))
-    session.sinks.extend(extra_sinks or [])
-    logger.info("session CSV: %s", csv_path)
+    check_output_folder(csv_path, create=opts.csv is None)
     with _SignalStop(session) as sig:
+        session.load()  # model errors end the command here, before the CSV exists
+        csv_sink = CsvSink(csv_path, session.session_id, classes, steps, timed=live or opts.realtime)
+        session.sinks.append(csv_sink)
+        if opts.printer:
+            session.sinks.append(LinePrinter(out))
+        session.sinks.extend(extra_sinks or [])
+        logger.info("session CSV: %s", csv_path)
         try:
             session.start()
         except BaseException:
             session.stop()
             for sink in session.sinks:
-                sink.close()
+                sink.close("session failed to start")
             raise
         if live and opts.duration:
             threading.Timer(opts.duration, session.stop, args=("duration reached",)).start()

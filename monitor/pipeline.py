@@ -90,6 +90,7 @@ class Session:
         self._index = 0
         self.recent: collections.deque = collections.deque(maxlen=200)  # for the dashboard
         self.fatal: BaseException | None = None
+        self.stop_reason = ""
 
     def _default_recognizer(self):
         from emomon.models.inference import EmotionRecognizer
@@ -102,8 +103,8 @@ class Session:
             return self._index
 
     # ------------------------------------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Load models (errors surface here, before any audio is read), then start every stage."""
+    def load(self) -> None:
+        """Load and warm up the models; their errors surface here, before any output file exists."""
         self.worker.start()
         self.worker.wait_ready()
         if self.asr is None:
@@ -112,6 +113,11 @@ class Session:
             rec = self.worker.recognizer
             self.asr = AsrStage(self.cfg.asr, rec.config.encoders.speech, device=str(rec.device), cpu_threads=self.cfg.runtime.threads)
         self.asr.warm_up()
+
+    def start(self) -> None:
+        """Load the models if that was not done yet, then start every stage."""
+        if not self.worker.ready.is_set():
+            self.load()
         self.stats.started = time.time()
         t0 = self.stats.started
         spawn = self._spawn
@@ -144,6 +150,7 @@ class Session:
         """Stop reading input; what is already queued is still processed (within ``drain_seconds``)."""
         if reason and not self.stop_event.is_set():
             logger.info("stopping: %s", reason)
+            self.stop_reason = reason
         self.stop_event.set()
 
     def wait(self, poll: float = 0.2, on_tick: Callable[[], None] | None = None) -> None:
@@ -162,10 +169,24 @@ class Session:
                 if time.monotonic() - stop_seen > self.drain_seconds + 1.0:
                     break  # a stage is stuck in a long call: leave (threads are daemons)
         self.stats.finished_wall = time.time()
+        status = self.end_status()
         for sink in self.sinks:
-            sink.close()
+            try:
+                sink.close(status)
+            except Exception as exc:  # e.g. the disk filled up: the rows already written stay
+                logger.debug("closing %s failed: %s", type(sink).__name__, exc)
         if self.fatal is not None:
             raise self.fatal
+
+    def end_status(self) -> str:
+        """The last (event) line of the session CSV: tells a complete session from a cut-short one."""
+        s = self.stats
+        if self.fatal is not None:
+            return f"session ended by an error after {s.utterances} utterances: {self.fatal}"
+        note = f"; {s.unprocessed} queued utterances not processed" if s.unprocessed else ""
+        if self.stop_event.is_set() and self.stop_reason:
+            return f"session stopped ({self.stop_reason}) after {s.utterances} utterances{note}"
+        return f"session complete: {s.utterances} utterances{note}"
 
     # ------------------------------------------------------------------------------------------------ stages
     def _emit_chunk(self, item) -> None:

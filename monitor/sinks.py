@@ -25,7 +25,7 @@ class Sink(Protocol):
 
     def notice(self, message: str) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, status: str = "") -> None: ...
 
 
 def default_csv_path(root: Path = Path("sessions"), now: dt.datetime | None = None) -> Path:
@@ -50,14 +50,30 @@ def _output_error(path: Path, exc: OSError, what: str) -> OutputError:
     return OutputError(f"cannot {what} {path}: {reason}")
 
 
-def create_private_file(path: Path, *, make_parents: bool = True) -> TextIO:
-    """Create ``path`` new, readable by the user only (0600), in a 0700 folder when emomon creates the folder."""
-    path = Path(path)
-    if make_parents and not path.parent.exists():
+def check_output_folder(path: Path, *, create: bool) -> None:
+    """The folder for a session file must exist and be writable; emomon creates only its own default folder (0700).
+
+    Checked before any model loads, so a bad ``--csv`` path costs nothing and leaves nothing behind.
+    """
+    folder = Path(path).parent
+    if path.exists():
+        raise OutputError(f"{path} already exists; choose another --csv path (emomon never overwrites a session)")
+    if not folder.exists():
+        if not create:
+            raise OutputError(f"cannot create {path}: the folder {folder} does not exist")
         try:
-            path.parent.mkdir(mode=0o700, parents=True)
+            folder.mkdir(mode=0o700, parents=True)
         except OSError as exc:
-            raise _output_error(path.parent, exc, "create folder") from None
+            raise _output_error(folder, exc, "create folder") from None
+    if not folder.is_dir():
+        raise OutputError(f"cannot create {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create {path}: the folder {folder} is not writable")
+
+
+def create_private_file(path: Path) -> TextIO:
+    """Create ``path`` new (never overwrite), readable and writable by the user only (0600)."""
+    path = Path(path)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
@@ -114,14 +130,24 @@ class CsvSink:
         self._row(row)
         self.rows += 1
 
-    def notice(self, message: str) -> None:  # events live in the log and the dashboard, not among utterance rows
-        pass
+    def notice(self, message: str) -> None:
+        """An event row (input lost or back, session end): no utterance number, ``asr_note`` = ``event``."""
+        now = time.time()
+        row = {c: "" for c in self.columns}
+        row.update(session_id=self.session_id, start_time=iso(now), end_time=iso(now), transcript=message, asr_note="event")
+        self._row([row[c] for c in self.columns])
 
-    def close(self) -> None:
+    def close(self, status: str = "") -> None:
+        if self._f.closed:
+            return
         try:
-            self._f.close()
-        except OSError:
-            pass
+            if status:
+                self.notice(status)
+        finally:
+            try:
+                self._f.close()
+            except OSError:
+                pass
 
 
 def _clock(seconds: float) -> str:
@@ -148,5 +174,5 @@ class LinePrinter:
     def notice(self, message: str) -> None:
         print(f"# {message}", file=self.stream, flush=True)
 
-    def close(self) -> None:
+    def close(self, status: str = "") -> None:
         pass

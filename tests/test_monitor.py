@@ -61,9 +61,14 @@ def conversation(tmp_path_factory):
     return write_wav(root / "conversation.wav", audio), spans, audio
 
 
-def read_csv(path: Path) -> list[dict]:
+def read_all(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def read_csv(path: Path) -> list[dict]:
+    """The utterance rows (event rows such as the session-end line have no utterance number)."""
+    return [r for r in read_all(path) if r["utterance"]]
 
 
 def emomon(*args, timeout=300, **kw):
@@ -74,9 +79,9 @@ def emomon(*args, timeout=300, **kw):
 @requires_espeak
 def test_replay_end_to_end(tmp_path, conversation, random_checkpoint):
     path, spans, _ = conversation
-    out = tmp_path / "s" / "session.csv"
-    r = emomon("replay", str(path), "--model", str(random_checkpoint), "--csv", str(out))
+    r = emomon("replay", str(path), "--model", str(random_checkpoint), cwd=tmp_path)  # default CSV under ./sessions/
     assert r.returncode == 0, r.stderr
+    (out,) = (tmp_path / "sessions").glob("*.csv")
     rows = read_csv(out)
     assert len(rows) == len(SENTENCES)
     for row, (_, words), (start, end) in zip(rows, SENTENCES, spans):
@@ -92,6 +97,8 @@ def test_replay_end_to_end(tmp_path, conversation, random_checkpoint):
     # private: the CSV is user-only and the folder emomon created is 0700
     assert (out.stat().st_mode & 0o777) == 0o600 and (out.parent.stat().st_mode & 0o777) == 0o700
     assert "3 utterances from 1 speaker" in r.stderr and "x real time" in r.stderr
+    last = read_all(out)[-1]
+    assert last["asr_note"] == "event" and last["transcript"].startswith("session complete: 3 utterances")
     # the printed lines carry the transcripts too
     assert "window" in r.stdout.lower()
 
@@ -213,6 +220,7 @@ def test_sigint_stops_cleanly_with_a_complete_csv(tmp_path, conversation, random
     assert len(rows) >= rows_before >= 2
     assert all(r["transcript"] and r["emotion"] for r in rows)
     assert "Traceback" not in stderr
+    assert read_all(out)[-1]["transcript"].startswith("session stopped (SIGINT)")
 
 
 def _bad_file(tmp_path: Path, kind: str) -> Path:
