@@ -17,7 +17,7 @@ from pathlib import Path
 from emomon.config import EmomonConfig
 from emomon.errors import ConfigError
 from emomon.monitor.pipeline import Session, step_names_of, summary_lines
-from emomon.monitor.sinks import CsvSink, LinePrinter, check_output_folder, default_csv_path
+from emomon.monitor.sinks import AudioSaver, CsvSink, LinePrinter, check_output_folder, default_csv_path
 
 logger = logging.getLogger("emomon")
 
@@ -37,6 +37,7 @@ class MonitorOptions:
     csv: Path | None = None
     printer: bool = True
     duration: float | None = None  # live: stop after this many seconds
+    save_audio: bool = False  # keep each utterance's audio next to the CSV (off unless asked)
 
 
 def sample_recording() -> Path:
@@ -122,6 +123,8 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
         session.load()  # model errors end the command here, before the CSV exists
         csv_sink = CsvSink(csv_path, session.session_id, classes, steps, timed=live or opts.realtime)
         session.sinks.append(csv_sink)
+        if opts.save_audio:
+            session.sinks.append(AudioSaver(csv_path.with_name(csv_path.stem + "-audio")))
         if opts.printer:
             session.sinks.append(LinePrinter(out))
         session.sinks.extend(extra_sinks or [])
@@ -146,4 +149,8 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
         from emomon.errors import InputError
 
         raise InputError(failed[0] + " (the utterances before the damage are in the CSV)")
+    if live and failed and len(failed) == len(sources):
+        from emomon.errors import DeviceError
+
+        raise DeviceError(failed[0])
     return 0

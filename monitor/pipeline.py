@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from emomon.config import EmomonConfig
-from emomon.monitor.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, Utterance
+from emomon.monitor.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, StreamNotice, Utterance
 from emomon.monitor.sinks import Sink
 
 logger = logging.getLogger("emomon")
@@ -46,6 +46,7 @@ class SessionStats:
     emotion_seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
     finished_wall: float | None = None
 
     @property
@@ -214,12 +215,18 @@ class Session:
         open_streams = set(segs)
         while open_streams:
             item = self.chunks.get()
+            if isinstance(item, StreamNotice):
+                logger.warning("%s", item.message)
+                self.stats.notices.append(item.message)
+                for u in segs[item.stream].flush():  # an utterance cut by the loss ends where the audio stopped
+                    self._queue_utterance(u)
+                self.results.put(item)  # in order with the results, so the CSV shows it where it happened
+                continue
             if isinstance(item, EndOfStream):
                 open_streams.discard(item.stream)
                 if item.error:
                     self.stats.errors.append(item.error)
-                    for sink in self.sinks:
-                        sink.notice(item.error)
+                    self.results.put(StreamNotice(item.stream, item.error))
                 for u in segs[item.stream].flush():
                     self._queue_utterance(u)
                 continue
@@ -282,6 +289,10 @@ class Session:
             r = self.results.get()
             if r is _END:
                 break
+            if isinstance(r, StreamNotice):
+                for sink in self.sinks:
+                    sink.notice(r.message)
+                continue
             self._deliver(r)
         self.done.set()
 

@@ -33,6 +33,14 @@ class EndOfStream:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class StreamNotice:
+    """Something the user should know about a stream that keeps going: its device was lost, or is back."""
+
+    stream: int
+    message: str
+
+
 @dataclass
 class Utterance:
     """One stretch of speech cut by the segmenter.

@@ -150,6 +150,47 @@ class CsvSink:
                 pass
 
 
+class AudioSaver:
+    """Keeps each utterance's audio as a 16-bit WAV, only when the user asked (``--save-audio``): a 0700 folder
+    next to the CSV, files 0600, named ``<utterance>_<speaker>.wav``."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(mode=0o700)
+        except FileExistsError:
+            raise OutputError(f"{self.folder} already exists; emomon does not mix sessions' audio") from None
+        except OSError as exc:
+            raise _output_error(self.folder, exc, "create folder") from None
+        self.files = 0
+
+    def write(self, r: Result) -> None:
+        import re
+        import wave
+
+        import numpy as np
+
+        u = r.utterance
+        name = re.sub(r"[^A-Za-z0-9_-]+", "_", u.speaker)[:40] or "speaker"
+        path = self.folder / f"{u.index:05d}_{name}.wav"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(16000)
+                w.writeframes((np.clip(u.audio, -1, 1) * 32767).astype("<i2").tobytes())
+        except OSError as exc:
+            raise _output_error(path, exc, "write") from None
+        self.files += 1
+
+    def notice(self, message: str) -> None:
+        pass
+
+    def close(self, status: str = "") -> None:
+        pass
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(max(0.0, seconds), 60)
     h, m = divmod(int(m), 60)

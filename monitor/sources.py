@@ -176,22 +176,26 @@ class DropOldestBuffer:
 class MicSource:
     """A sounddevice input stream; its callback only copies and queues (never blocks, never allocates models).
 
-    Sample positions come from the stream clock, so audio dropped by the buffer or by the device shows as a gap.
-    A device that fails or disappears ends its stream with an error; the pipeline may reopen it (``reopen``).
+    Sample positions come from the wall clock at (re)open and the stream clock after, so audio dropped by the
+    buffer or lost while the device was away shows as a gap. A device that fails to open at the start ends the
+    stream with an error; one that disappears later is reported (:class:`StreamNotice`) and reopened every
+    ``retry_seconds`` until it returns or the session stops, while the other inputs keep going.
     """
 
     def __init__(self, device: str | int | None, stream: int, speaker: str, *, chunk_ms: int = 100, queue_seconds: float = 30.0,
-                 stream_factory: Callable | None = None):
+                 stream_factory: Callable | None = None, retry_seconds: float = 2.0):
         self.device_spec = device
         self.device_index, self.device_name = (None, str(device)) if stream_factory else resolve_device(device)
         self.streams = [StreamInfo(stream, speaker, self.device_name)]
         self.chunk = max(160, int(SAMPLE_RATE * chunk_ms / 1000))
         self.buffer = DropOldestBuffer(int(queue_seconds * SAMPLE_RATE))
         self._factory = stream_factory
+        self.retry_seconds = retry_seconds
         self._position = 0
         self._t0 = 0.0
         self.error = ""
         self.status_flags = 0
+        self.reopened = 0
 
     # Called by PortAudio's thread: copy, timestamp, queue. Nothing else.
     def callback(self, indata, frames, time_info, status) -> None:
@@ -213,26 +217,48 @@ class MicSource:
         except Exception as exc:  # PortAudioError, ValueError for unsupported settings
             raise DeviceError(f"cannot open input device {self.device_name!r}: {exc}") from None
 
+    def _pump(self, stream, emit: Emit, stop: threading.Event) -> None:
+        """Move audio from the callback buffer to the pipeline until stop, or until the device stops delivering."""
+        info = self.streams[0]
+        quiet_since = time.monotonic()
+        with stream:
+            while not stop.is_set():
+                got = self.buffer.get(timeout=0.1)
+                if got is None:
+                    inactive = not getattr(stream, "active", True)
+                    if inactive or time.monotonic() - quiet_since > max(2.0, 20 * self.chunk / SAMPLE_RATE):
+                        raise DeviceError(f"input device {self.device_name!r} stopped delivering audio")
+                    continue
+                quiet_since = time.monotonic()
+                samples, start, wall, dropped = got
+                emit(AudioChunk(info.index, samples, start, wall, dropped_before=dropped))
+
     def run(self, emit: Emit, stop: threading.Event, t0: float) -> None:
+        from emomon.monitor.records import StreamNotice
+
         self._t0 = t0
         info = self.streams[0]
+        first = True
         try:
-            stream = self._open()
-            with stream:
-                while not stop.is_set():
-                    got = self.buffer.get(timeout=0.1)
-                    if got is None:
-                        if not getattr(stream, "active", True):
-                            raise DeviceError(f"input device {self.device_name!r} stopped delivering audio")
-                        continue
-                    samples, start, wall, dropped = got
-                    emit(AudioChunk(info.index, samples, start, wall, dropped_before=dropped))
-        except DeviceError as exc:
-            self.error = str(exc)
-            logger.error("%s", exc)
-        except Exception as exc:  # a device pulled out mid-session raises PortAudio errors here
-            self.error = f"input device {self.device_name!r} failed: {exc}"
-            logger.error("%s", self.error)
+            while not stop.is_set():
+                try:
+                    # Positions follow the wall clock across a reopen, so the time the device was away is a gap.
+                    self._position = max(self._position, int((time.time() - t0) * SAMPLE_RATE))
+                    stream = self._open()
+                    if not first:
+                        self.reopened += 1
+                        emit(StreamNotice(info.index, f"input {info.speaker} ({self.device_name}) is back"))
+                    first = False
+                    self._pump(stream, emit, stop)
+                except Exception as exc:  # PortAudio errors when a device is pulled out, DeviceError above
+                    message = str(exc) if isinstance(exc, DeviceError) else f"input device {self.device_name!r} failed: {exc}"
+                    if first:  # never worked: this input is unusable
+                        self.error = message
+                        return
+                    emit(StreamNotice(info.index, f"input {info.speaker} lost: {message}; retrying every {self.retry_seconds:.0f} s"))
+                    first = False
+                    if stop.wait(self.retry_seconds):
+                        return
         finally:
             emit(EndOfStream(info.index, self.error))
 

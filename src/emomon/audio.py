@@ -50,6 +50,43 @@ def _reason(exc: Exception) -> str:
     return text.split("; last error log")[0].strip()
 
 
+def _riff_declared_seconds(path: Path) -> float | None:
+    """Duration a WAV (RIFF) header announces, from its fmt and data chunks; None for other files.
+
+    FFmpeg sizes a WAV by the file, so a cut-off WAV decodes silently; comparing with the header catches it.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, byte_rate = 12, None
+    while pos + 8 <= len(head):
+        cid, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
+        if cid == b"fmt " and pos + 16 <= len(head):
+            byte_rate = struct.unpack("<I", head[pos + 16 : pos + 20])[0]
+        if cid == b"data":
+            if not byte_rate or size in (0, 0xFFFFFFFF):  # streaming writers leave the size open
+                return None
+            return size / byte_rate
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def declared_seconds(path: Path, container, stream) -> float | None:
+    """What the file's header says its duration is (WAV header, else the container's), if it says."""
+    riff = _riff_declared_seconds(path)
+    if riff is not None:
+        return riff
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return container.duration / 1_000_000 if container.duration else None
+
+
 def channel_count(path: str | Path) -> int:
     """Number of audio channels of the file's first audio stream."""
     path = Path(path)
@@ -152,6 +189,11 @@ def stream_audio(path: str | Path, *, chunk_seconds: float = 1.0, channels: str 
             yield _shape(np.concatenate(pending, axis=1), channels)
         if not decoded_any:
             raise InputError(f"{path} contains no decodable audio samples")
+        if start is None and end is None and position is not None:
+            declared = declared_seconds(path, container, stream)
+            got = position / SAMPLE_RATE
+            if declared and got < 0.98 * declared - 0.2:
+                raise InputError(f"{path} is truncated: it holds {got:.1f} s of the {declared:.1f} s its header announces")
     finally:
         container.close()
 

@@ -132,7 +132,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError("give a recording to replay (or --sample for the bundled one)")
     opts = MonitorOptions(files=files, realtime=args.realtime, split_channels=args.split_channels,
                           speakers=parse_speaker_names(args.speaker or []), csv=Path(args.csv) if args.csv else None,
-                          printer=not args.quiet_lines)
+                          printer=not args.quiet_lines, save_audio=args.save_audio)
     return run_monitor(_runtime_config(args), opts, live=False)
 
 
@@ -140,7 +140,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     from emomon.monitor.app import MonitorOptions, parse_speaker_names, run_monitor
 
     opts = MonitorOptions(devices=list(args.input or []), speakers=parse_speaker_names(args.speaker or []),
-                          csv=Path(args.csv) if args.csv else None, printer=not args.quiet_lines, duration=args.duration)
+                          csv=Path(args.csv) if args.csv else None, printer=not args.quiet_lines, duration=args.duration,
+                          save_audio=args.save_audio)
     return run_monitor(_runtime_config(args), opts, live=True)
 
 
@@ -164,6 +165,7 @@ def _add_monitor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speaker", action="append", metavar="INDEX=NAME", help="name a stream, e.g. 0=Teacher (repeatable)")
     p.add_argument("--csv", help="session CSV path (default sessions/<date>_<time>.csv)")
     p.add_argument("--quiet-lines", action="store_true", help="do not print a line per utterance")
+    p.add_argument("--save-audio", action="store_true", help="also keep each utterance's audio (0600 WAVs next to the CSV); off by default")
 
 
 def cmd_info(args: argparse.Namespace) -> int:
