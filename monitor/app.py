@@ -37,6 +37,7 @@ class MonitorOptions:
     csv: Path | None = None
     printer: bool = True
     duration: float | None = None  # live: stop after this many seconds
+    dashboard: bool = False  # the Rich live view (replaces the per-utterance lines on the terminal)
     save_audio: bool = False  # keep each utterance's audio next to the CSV (off unless asked)
 
 
@@ -78,6 +79,39 @@ def build_sources(cfg: EmomonConfig, opts: MonitorOptions, live: bool) -> list:
         stream += len(src.streams)
         sources.append(src)
     return sources
+
+
+class _NoticeLogHandler(logging.Handler):
+    """While the dashboard owns the terminal, warnings go to its notice line instead of scribbling over it."""
+
+    def __init__(self, dashboard):
+        super().__init__(logging.WARNING)
+        self.dashboard = dashboard
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.dashboard.notice(record.getMessage())
+
+
+def _status_fn(session: Session, model_name: str):
+    """The dashboard header's numbers, read from the session's counters."""
+    import statistics
+
+    from emomon.monitor.dashboard import DashboardStatus
+
+    labels = tuple(f"{info.label} ({info.speaker})" for info in session.streams.values())
+
+    def status() -> DashboardStatus:
+        s = session.stats
+        rec = session.worker.recognizer
+        recent = s.latencies[-50:]
+        return DashboardStatus(
+            elapsed=s.wall_seconds, inputs=labels, model=model_name, device=str(rec.device) if rec else "",
+            speed=None if session.live else s.speed, latency=statistics.median(recent) if recent else None,
+            queue=session.queue_depth(), dropped_audio_s=s.dropped_audio_seconds, dropped_utterances=s.dropped_utterances,
+            audio_seconds=s.audio_seconds, notice=s.notices[-1] if s.notices else "",
+        )
+
+    return status
 
 
 class _SignalStop:
@@ -125,20 +159,36 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
         session.sinks.append(csv_sink)
         if opts.save_audio:
             session.sinks.append(AudioSaver(csv_path.with_name(csv_path.stem + "-audio")))
-        if opts.printer:
+        dashboard = None
+        if opts.dashboard:
+            from emomon.monitor.dashboard import Dashboard
+
+            dashboard = Dashboard(cfg.dashboard, classes, status=_status_fn(session, Path(cfg.runtime.model).name))
+            session.sinks.append(dashboard)
+        elif opts.printer:
             session.sinks.append(LinePrinter(out))
         session.sinks.extend(extra_sinks or [])
         logger.info("session CSV: %s", csv_path)
+        saved_handlers = logger.handlers[:]
         try:
             session.start()
+            if dashboard is not None:
+                logger.handlers[:] = [_NoticeLogHandler(dashboard)]
+                dashboard.start()
+            if live and opts.duration:
+                timer = threading.Timer(opts.duration, session.stop, args=("duration reached",))
+                timer.daemon = True
+                timer.start()
+            session.wait()
         except BaseException:
             session.stop()
             for sink in session.sinks:
-                sink.close("session failed to start")
+                sink.close("session failed")
             raise
-        if live and opts.duration:
-            threading.Timer(opts.duration, session.stop, args=("duration reached",)).start()
-        session.wait()
+        finally:
+            if dashboard is not None:
+                dashboard.stop()
+            logger.handlers[:] = saved_handlers
     for line in summary_lines(session):
         print(line, file=sys.stderr)
     print(f"  CSV: {csv_path}", file=sys.stderr)

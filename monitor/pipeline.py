@@ -189,6 +189,12 @@ class Session:
             return f"session stopped ({self.stop_reason}) after {s.utterances} utterances{note}"
         return f"session complete: {s.utterances} utterances{note}"
 
+    def queue_depth(self) -> int:
+        """Utterances waiting for the ASR or the emotion model."""
+        with self._pending_cv:
+            pending = sum(1 for x in self._pending if x is not _END)
+        return pending + self.utterances.qsize() + self.worker.requests.qsize()
+
     # ------------------------------------------------------------------------------------------------ stages
     def _emit_chunk(self, item) -> None:
         if self.live:

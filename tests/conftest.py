@@ -47,3 +47,33 @@ def speech_factory(tmp_path_factory):
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * 16000), np.float32)
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory):
+    """A HyFusER checkpoint with random weights on the default encoders: for pipeline behaviour, not accuracy."""
+    import torch
+
+    from emomon.config import load_config
+    from emomon.models.checkpoint import save_checkpoint
+    from emomon.models.encoders import build_speech_encoder, build_text_encoder
+    from emomon.models.registry import build_model
+
+    cfg = load_config("en-tiny")
+    torch.manual_seed(0)
+    model = build_model(cfg, 384, 384, len(cfg.classes))
+    fps = {"text": build_text_encoder(cfg.encoders.text).fingerprint, "speech": build_speech_encoder(cfg.encoders.speech).fingerprint}
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "random", model, cfg, fps)
+
+
+def run_emomon(*args, timeout=300, env=None, **kw):
+    """``python -m emomon ARGS`` in a subprocess, offline."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "emomon", *args], capture_output=True, text=True, timeout=timeout, env=full_env, **kw)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip()]

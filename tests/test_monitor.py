@@ -30,20 +30,6 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="session")
-def random_checkpoint(tmp_path_factory):
-    """A HyFusER checkpoint with random weights on the default encoders: pipeline behaviour, not accuracy."""
-    from emomon.models.checkpoint import save_checkpoint
-    from emomon.models.encoders import build_speech_encoder, build_text_encoder
-    from emomon.models.registry import build_model
-
-    cfg = load_config("en-tiny")
-    torch.manual_seed(0)
-    model = build_model(cfg, 384, 384, len(cfg.classes))
-    fps = {"text": build_text_encoder(cfg.encoders.text).fingerprint, "speech": build_speech_encoder(cfg.encoders.speech).fingerprint}
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "random", model, cfg, fps)
-
-
-@pytest.fixture(scope="session")
 def conversation(tmp_path_factory):
     """Three sentences with pauses, as a mono wav; returns (path, [(start, end) of each sentence])."""
     from emomon.models.data.synth import speak

@@ -132,7 +132,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError("give a recording to replay (or --sample for the bundled one)")
     opts = MonitorOptions(files=files, realtime=args.realtime, split_channels=args.split_channels,
                           speakers=parse_speaker_names(args.speaker or []), csv=Path(args.csv) if args.csv else None,
-                          printer=not args.quiet_lines, save_audio=args.save_audio)
+                          printer=not args.quiet_lines, save_audio=args.save_audio, dashboard=args.dashboard)
     return run_monitor(_runtime_config(args), opts, live=False)
 
 
@@ -141,7 +141,7 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     opts = MonitorOptions(devices=list(args.input or []), speakers=parse_speaker_names(args.speaker or []),
                           csv=Path(args.csv) if args.csv else None, printer=not args.quiet_lines, duration=args.duration,
-                          save_audio=args.save_audio)
+                          save_audio=args.save_audio, dashboard=sys.stdout.isatty() and not args.no_dashboard)
     return run_monitor(_runtime_config(args), opts, live=True)
 
 
@@ -228,12 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sample", action="store_true", help="replay the bundled sample recording")
     r.add_argument("--realtime", action="store_true", help="pace the file like a live stream")
     r.add_argument("--split-channels", action="store_true", help="each channel of a multi-channel file is a speaker")
+    r.add_argument("--dashboard", action="store_true", help="show the live dashboard while replaying")
     _add_monitor_options(r)
     r.set_defaults(func=cmd_replay)
 
     lv = sub.add_parser("live", help="monitor microphones or loopback devices until Ctrl-C")
     lv.add_argument("--input", action="append", metavar="DEVICE", help="input device name or index (repeatable; default: system default)")
     lv.add_argument("--duration", type=float, help="stop after this many seconds")
+    lv.add_argument("--no-dashboard", action="store_true", help="plain lines instead of the dashboard (default on a terminal)")
     _add_monitor_options(lv)
     lv.set_defaults(func=cmd_live)
 

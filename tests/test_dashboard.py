@@ -1,0 +1,312 @@
+"""The live dashboard, fed with fake results (no models): what it shows at 80x24 and 160x48, the affect readings
+and alert, bounded memory, thread safety and the Live start/stop."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from emomon.config import DashboardConfig
+from emomon.monitor.dashboard import Dashboard, DashboardStatus, clock, percent_shares, span
+from emomon.monitor.records import Result, Utterance
+
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+_n = 0
+
+
+def result(speaker: str, emotion: str, start: float, dur: float = 3.0, conf: float = 0.9, text: str = "hello there",
+           note: str = "") -> Result:
+    global _n
+    _n += 1
+    probs = {c: (1.0 - conf) / (len(CLASSES) - 1) for c in CLASSES}
+    probs[emotion] = conf
+    u = Utterance(_n, 0, speaker, np.zeros(1, np.float32), start, start + dur, 1e9 + start, 1e9 + start + dur, 0.0)
+    return Result(u, text, emotion, conf, probs, {}, asr_note=note)
+
+
+def status(**kw) -> DashboardStatus:
+    base = dict(elapsed=754.0, inputs=("Mic 1", "talk.wav"), model="base", device="cpu", speed=2.5, queue=3)
+    base.update(kw)
+    return DashboardStatus(**base)
+
+
+def render(d: Dashboard, width: int = 80, height: int = 24) -> str:
+    console = Console(record=True, width=width, height=height, file=io.StringIO(), color_system=None)
+    console.print(d.renderable(), height=height)
+    return console.export_text()
+
+
+def conversation(d: Dashboard, speakers=("Teacher", "Student"), n: int = 24) -> None:
+    emotions = {"Teacher": ["happy", "happy", "neutral"], "Student": ["angry", "sad", "angry", "fear"]}
+    t = 2.0
+    for i in range(n):
+        sp = speakers[i % len(speakers)]
+        seq = emotions.get(sp, ["neutral", "surprise", "happy"])
+        d.write(result(sp, seq[i % len(seq)], t, 2.5, 0.6 + 0.01 * (i % 30), f"line {i} from {sp}"))
+        t += 4.0
+
+
+def va(text: str, name: str | None = None) -> tuple[float, float]:
+    m = re.search(r"(?:valence|V) ?([+-]\d\.\d\d).*?(?:arousal|A) ?([+-]\d\.\d\d)", text)
+    assert m, text
+    return float(m.group(1)), float(m.group(2))
+
+
+# ------------------------------------------------------------------------------------------------ header
+def test_header_shows_session_fields_and_drops_only_when_nonzero():
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: status())
+    d.write(result("Teacher", "happy", 1.0))
+    text = render(d)
+    head = text.splitlines()[0]
+    for want in ("12:34", "base", "cpu", "2.5x", "queue 3", "Mic 1", "talk.wav"):
+        assert want in head, (want, head)
+    assert "dropped" not in text
+
+    d2 = Dashboard(DashboardConfig(), CLASSES, lambda: status(speed=None, latency=0.84, dropped_audio_s=1.5,
+                                                              dropped_utterances=2, elapsed=3723))
+    text = render(d2, 160, 48)
+    assert "1:02:03" in text and "latency 0.8s" in text
+    assert "dropped 1.5s audio, 2 utterances" in text
+
+
+def test_status_may_be_a_dict_and_a_failing_status_does_not_break_rendering():
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: {"elapsed": 5, "model": "tiny", "queue": 0, "unknown": 1})
+    assert "tiny" in render(d) and "waiting for speech" in render(d)
+
+    def boom():
+        raise RuntimeError("stats gone")
+
+    d = Dashboard(DashboardConfig(), CLASSES, boom)
+    assert "status unavailable: stats gone" in render(d)
+
+
+def test_notices_show_in_the_header_area():
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: status(notice="ASR stage failed"))
+    conversation(d)
+    d.notice("input 'Mic 2' stopped: device disconnected")
+    top = "\n".join(render(d).splitlines()[:3])
+    assert "device disconnected" in top and "ASR stage failed" in top
+
+
+# ------------------------------------------------------------------------------------------------ speakers
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_speakers_current_emotion_shares_and_legend_once(size):
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: status())
+    conversation(d, ("Teacher", "Student", "Parent"), 30)
+    d.write(result("Teacher", "happy", 200.0, conf=0.93))
+    d.write(result("Student", "angry", 204.0, conf=0.71))
+    text = render(d, *size)
+    assert "Teacher" in text and "Student" in text and "Parent" in text
+    assert "happy 0.93" in text and "angry 0.71" in text
+    # the legend, once for the whole screen
+    assert text.count("· silence") == 1 and text.count("D disgust") == 1
+    for c in CLASSES:
+        assert c in text
+    # shares: per speaker they sum to 100 (a "mix" line, or one bar per class in tall panels)
+    if size == (80, 24):
+        mixes = [ln for ln in text.splitlines() if "mix " in ln]
+        assert len(mixes) == 3
+        for ln in mixes:
+            shares = [int(p) for p in re.findall(r"[a-z]+ (\d+)%", ln.split("mix ", 1)[1])]
+            assert sum(shares) == 100, ln
+    else:
+        first_col = [ln[:55] for ln in text.splitlines()]
+        bar = re.compile(r"(?:angry|disgust|fear|happy|neutral|sad|surprise) +[█·]+ +(\d+)%")
+        bars = [int(m.group(1)) for ln in first_col if (m := bar.search(ln))]
+        assert len(bars) == len(CLASSES) and sum(bars) == 100
+        # a wide terminal puts the speakers side by side
+        assert any("Teacher" in ln and "Student" in ln and "Parent" in ln for ln in text.splitlines())
+
+
+def test_percent_shares_round_to_100():
+    assert sum(p for _, p in percent_shares({"a": 1, "b": 1, "c": 1})) == 100
+    assert percent_shares({"a": 2, "b": 1, "c": 0}) == [("a", 67), ("b", 33)]
+    assert percent_shares({}) == []
+    assert clock(65) == "01:05" and clock(3723) == "1:02:03" and span(130) == "2m10s" and span(9) == "9s"
+
+
+def test_transcript_tail_with_speaker_emotion_text_and_rejected_note():
+    cfg = DashboardConfig(transcript_lines=4)
+    d = Dashboard(cfg, CLASSES, lambda: status())
+    conversation(d, n=10)
+    d.write(result("Student", "sad", 60.0, text="", note="hallucination"))
+    d.write(result("Teacher", "happy", 64.0, text="what a great answer"))
+    text = render(d)
+    lines = text.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.startswith("transcript"))
+    tail = lines[i + 1:]
+    assert len(tail) == 4
+    assert re.search(r"01:04 Teacher +happy +0\.90 +what a great answer", tail[-1])
+    assert re.search(r"01:00 Student +sad .*\(no transcript: hallucination\)", tail[-2])
+    assert "line 0 from" not in text  # older lines scrolled away
+
+
+def test_valence_arousal_follow_the_emotions():
+    happy = Dashboard(DashboardConfig(), CLASSES, lambda: status())
+    angry = Dashboard(DashboardConfig(), CLASSES, lambda: status())
+    for k in range(10):
+        happy.write(result("Ann", "happy", 3.0 * k, 2.5))
+        angry.write(result("Bob", "angry", 3.0 * k, 2.5))
+    v, a = va(render(happy))
+    assert v > 0.5 and a > 0.2
+    v2, a2 = va(render(angry))
+    assert v2 < -0.4 and a2 > 0.5
+    # a mood change moves the smoothed reading
+    for k in range(10, 30):
+        angry.write(result("Bob", "sad", 3.0 * k, 2.5))
+    v3, a3 = va(render(angry))
+    assert v3 < -0.5 and a3 < 0.0
+
+
+def test_alert_only_after_alert_seconds_and_gone_when_affect_drops():
+    cfg = DashboardConfig(alert_seconds=60.0, alert_threshold=0.6, va_window_s=30.0)
+    d = Dashboard(cfg, CLASSES, lambda: status())
+    d.write(result("Ann", "neutral", 0.0, 4.0, 0.9))
+    for k in range(12):  # angry utterances ending at 9, 14, ... 64: high since 9 s
+        d.write(result("Bob", "angry", 5.0 + 5 * k, 4.0))
+        text = render(d)
+        if k < 12 - 1:
+            assert "negative affect high" not in text, k
+    assert "Bob: negative affect high for 55s" not in text
+    d.write(result("Bob", "angry", 65.0, 4.0))  # ends at 69: 60 s high
+    text = render(d)
+    assert "Bob: negative affect high for 1m00s" in text
+    assert "Ann: negative" not in text
+    # it clears once the smoothed negative affect drops below the threshold
+    t = 70.0
+    for _ in range(4):
+        d.write(result("Bob", "happy", t, 4.0))
+        t += 5.0
+    text = render(d)
+    assert "negative affect high" not in text
+
+
+# ------------------------------------------------------------------------------------------------ sizes
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 9, 16, 30])
+def test_fits_80x24_whatever_the_number_of_speakers(n):
+    names = [f"Speaker{i}" for i in range(n)]
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: status(dropped_audio_s=2.0, dropped_utterances=1))
+    conversation(d, tuple(names), max(24, 3 * n))
+    d.notice("input 'Mic 2' stopped: device disconnected")
+    text = render(d, 80, 24)
+    lines = text.splitlines()
+    assert len(lines) <= 24 and all(len(ln) <= 80 for ln in lines)
+    assert lines[0].lstrip().startswith("emomon") and "dropped 2.0s audio" in lines[1]
+    assert sum("· silence" in ln for ln in lines) == 1
+    top = "\n".join(lines[:next((k for k, ln in enumerate(lines) if ln.startswith("transcript")), len(lines))])
+    shown = [s for s in names if re.search(rf"\b{s}\b", top)]
+    if n <= 16:
+        assert len(shown) == n and "more speakers" not in text
+    else:  # the most recently active ones, and a count of the rest
+        assert 0 < len(shown) < n and f"+{n - len(shown)} more speakers" in text
+        assert f"Speaker{n - 1}" in shown and "Speaker0" not in shown
+    if n <= 3:
+        assert any(ln.startswith("transcript") for ln in lines)
+        assert "mix " in text or re.search(r"angry +[█·]+ +\d+%", text)
+    # every speaker shown keeps its current emotion word next to its name
+    for s in shown:
+        assert re.search(rf"{s}\b.*\b(angry|happy|neutral|sad|fear|surprise) +\d\.\d\d", top)
+
+
+def test_wide_terminal_uses_the_room():
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: status())
+    conversation(d, ("Teacher", "Student"), 30)
+    narrow, wide = render(d, 80, 24), render(d, 160, 48)
+    assert len(wide.splitlines()) > len(narrow.splitlines())
+    assert max(len(ln) for ln in wide.splitlines()) > 120
+    assert "real time" in wide  # the spelled-out speed
+
+
+def test_timeline_shows_only_the_window_relative_to_session_time():
+    d = Dashboard(DashboardConfig(timeline_minutes=5), CLASSES, lambda: status())
+    for k in range(3):
+        d.write(result("Ann", "angry", 3.0 * k, 2.5))
+    for k in range(3):
+        d.write(result("Ann", "happy", 400.0 + 3 * k, 2.5))
+    row = next(ln for ln in render(d).splitlines() if "5m " in ln)
+    cells = row.split("5m ", 1)[1]
+    assert "H" in cells and "A" not in cells
+    assert cells.rstrip(" │").endswith("█")  # newest on the right
+
+
+def test_emotion_words_are_coloured_with_a_fixed_colour():
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: status())
+    d.write(result("Ann", "angry", 1.0))
+    d.write(result("Ann", "sad", 5.0))
+    console = Console(width=80, height=24, file=io.StringIO(), color_system="truecolor")
+    segs = list(console.render(d, console.options.update(height=24)))
+    colours = {s.text.strip(): s.style.color.name for s in segs
+               if s.style and s.style.color and s.text.strip() in CLASSES}
+    assert colours.get("angry") == "red" and colours.get("sad") == "blue"
+
+
+# ------------------------------------------------------------------------------------------------ memory, threads, Live
+def test_memory_is_bounded():
+    cfg = DashboardConfig(timeline_minutes=1, transcript_lines=5)
+    d = Dashboard(cfg, CLASSES)
+    for k in range(3000):
+        d.write(result(f"S{k % 3}", CLASSES[k % 7], 2.0 * k, 1.5))
+    assert len(d._transcript) == 5
+    assert all(len(s.timeline) <= 60 / 6 + 2 for s in d._speakers.values())
+    assert all(len(s.tracker.points) <= 30 / 6 + 2 for s in d._speakers.values())
+
+
+def test_writes_from_a_thread_while_rendering():
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: status())
+    errors = []
+
+    def writer():
+        try:
+            for k in range(400):
+                d.write(result(f"S{k % 4}", CLASSES[k % 7], 1.0 * k, 0.8))
+                if k % 50 == 0:
+                    d.notice(f"notice {k}")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    th = threading.Thread(target=writer)
+    th.start()
+    while th.is_alive():
+        text = render(d, 80, 24)
+        assert "dashboard error" not in text
+    th.join()
+    assert not errors
+    assert sum(s.utterances for s in d._speakers.values()) == 400
+
+
+def test_live_start_stop_on_a_non_terminal_console_and_fixed_rate():
+    out = io.StringIO()
+    console = Console(file=out, width=80, height=24, force_terminal=False)
+    d = Dashboard(DashboardConfig(refresh_hz=10), CLASSES, lambda: status(), console)
+    calls = []
+    original = d.snapshot
+    d.snapshot = lambda: calls.append(1) or original()
+    d.start()
+    d.start()  # idempotent
+    t0 = time.monotonic()
+    for k in range(300):  # a burst of results: no repaint per result
+        d.write(result(f"S{k % 2}", "happy", 1.0 * k, 0.8))
+    time.sleep(0.35)
+    d.stop()
+    d.stop()
+    elapsed = time.monotonic() - t0
+    assert len(calls) <= elapsed * 10 + 3
+    d.close()
+    assert "emomon" in out.getvalue() and "S0" in out.getvalue()
+
+
+def test_live_on_a_terminal_console_with_screen():
+    out = io.StringIO()
+    console = Console(file=out, width=80, height=24, force_terminal=True, color_system="standard")
+    d = Dashboard(DashboardConfig(refresh_hz=20), CLASSES, lambda: status(), console, screen=True)
+    with d:
+        d.write(result("Ann", "angry", 1.0))
+        time.sleep(0.2)
+    d.close()
+    assert "Ann" in out.getvalue() and "angry" in out.getvalue()
