@@ -275,7 +275,12 @@ class Session:
             return self._pending.popleft()
 
     def _asr_loop(self) -> None:
+        worker_limit = 2 * self.cfg.runtime.batch_size
         while True:
+            # Live: hold utterances in the bounded pending buffer (where the oldest is dropped) rather than let
+            # the model's queue grow without bound when the model is slower than real time.
+            while self.live and self.worker.requests.qsize() >= worker_limit and not self.abort.is_set():
+                time.sleep(0.02)
             u = self._next_utterance()
             if u is _END:
                 break
