@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -105,3 +107,60 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Global average pooling over the valid positions: (batch, time, d) -> (batch, d)."""
     m = mask[..., None].to(x.dtype)
     return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+# ------------------------------------------------------------------------------------------- shared by the seed baselines
+def any_width_config(cfg, text_dim: int):
+    """``cfg`` with ``d_model`` resolved to the text width when 0, so that :class:`FusionModel` accepts text and
+    speech of different widths (for architectures that bring each modality to their working width themselves)."""
+    return dataclasses.replace(cfg, d_model=cfg.d_model or text_dim)
+
+
+def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch-first LSTM/GRU over the valid prefix of each sequence (packed, so padding never enters a state).
+
+    Returns the outputs (batch, time, hidden * directions), zero on padding, and the last layer's final hidden
+    state, (batch, hidden * directions) with the directions concatenated.
+    """
+    lengths = mask.sum(1).clamp_min(1).cpu()
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, h = rnn(packed)
+    if isinstance(h, tuple):  # LSTM: (h, c)
+        h = h[0]
+    out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    dirs = 2 if rnn.bidirectional else 1
+    last = h[-dirs:].transpose(0, 1).reshape(x.shape[0], -1)
+    return out * mask[..., None], last
+
+
+class MaskedConv1d(nn.Module):
+    """``layers`` x [Conv1d ('same' padding) -> ReLU -> dropout] over time, padding zeroed before every convolution,
+    so an item's result does not depend on how much padding its batch carries."""
+
+    def __init__(self, d_in: int, d_out: int, kernel: int, layers: int = 1, dropout: float = 0.0, activation: bool = True):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv1d(d_in if i == 0 else d_out, d_out, kernel, padding="same") for i in range(layers))
+        self.activation = activation
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask[..., None].to(x.dtype)
+        for conv in self.convs:
+            x = conv((x * m).transpose(1, 2)).transpose(1, 2)
+            if self.activation:
+                x = self.drop(torch.relu(x))
+        return x * m
+
+
+class AttentionPool(nn.Module):
+    """Additive attention pooling over valid positions: ``beta = softmax(v^T tanh(W h_t))``, ``sum_t beta_t h_t``."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.proj = nn.Linear(d_model, d_model)
+        self.score = nn.Linear(d_model, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        s = self.score(torch.tanh(self.proj(x)))[..., 0].masked_fill(~mask, float("-inf"))
+        w = torch.softmax(s, -1).nan_to_num(0.0)
+        return (w[..., None] * x).sum(1)

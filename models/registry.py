@@ -9,6 +9,15 @@ from emomon.errors import ConfigError
 # arch name -> "module:Class" under emomon.models
 _ARCHITECTURES: dict[str, str] = {
     "hyfuser": "emomon.models.hyfuser:HyFusER",
+    "complementary": "emomon.models.complementary:ComplementaryFusion",
+    "merhan": "emomon.models.merhan:MERHAN",
+    "hff": "emomon.models.hff:HFF",
+    "text_bilstm": "emomon.models.baselines:TextBiLSTM",
+    "speech_cnn": "emomon.models.baselines:SpeechCNN",
+    "avg_ensemble": "emomon.models.baselines:AverageEnsemble",
+    "weighted_ensemble": "emomon.models.baselines:WeightedEnsemble",
+    "bcma": "emomon.models.baselines:BCMA",
+    "kohmt": "emomon.models.baselines:KoHMT",
 }
 
 

@@ -58,7 +58,18 @@ class EncodersConfig:
 
 
 # --------------------------------------------------------------------------------------------------- model
-ARCHITECTURES = ("hyfuser",)
+ARCHITECTURES = (
+    "hyfuser",
+    "complementary",
+    "merhan",
+    "hff",
+    "text_bilstm",
+    "speech_cnn",
+    "avg_ensemble",
+    "weighted_ensemble",
+    "bcma",
+    "kohmt",
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,19 @@ class ModelConfig:
     d_model: int = _opt(0, lo=0, hi=8192, doc="model width; 0 = the encoders' feature size (must then match)")
     step_loss_weight: float = _opt(
         0.0, lo=0.0, hi=10.0, doc="weight of extra per-step cross-entropy terms (0 = seed: loss on the ensemble only)"
+    )
+    # architecture-specific settings (each is ignored by the architectures that do not name it)
+    moe_experts: int = _opt(5, lo=1, hi=256, doc="complementary: experts in each mixture of experts (seed: 5)")
+    moe_top_k: int = _opt(
+        2, lo=0, hi=256, doc="complementary: experts each example is routed to (0 or >= moe_experts = all, dense gating; seed's best: 2)"
+    )
+    gat_layers: int = _opt(2, lo=1, hi=8, doc="complementary: graph attention layers over the word-timestamp graph (GAT paper: 2)")
+    gat_heads: int = _opt(8, lo=1, hi=32, doc="complementary: graph attention heads, concatenated (GAT paper: 8; must divide the width)")
+    lstm_hidden: int = _opt(256, lo=4, hi=4096, doc="merhan, text_bilstm, ensembles: BiLSTM hidden size per direction (MER-HAN: 256)")
+    lstm_layers: int = _opt(2, lo=1, hi=8, doc="merhan, text_bilstm, ensembles: stacked BiLSTM layers (MER-HAN: 2)")
+    conv_kernel: int = _opt(3, lo=1, hi=31, doc="merhan (1D-CNN projection), speech_cnn, ensembles: convolution width in frames")
+    mc_passes: int = _opt(
+        10, lo=1, hi=256, doc="hff: MC-dropout passes of the uncertainty head at evaluation (1 = one deterministic pass)"
     )
 
 
