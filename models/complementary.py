@@ -194,6 +194,9 @@ class ComplementaryFusion(FusionModel):
         self.spl_moe = GatedMoE(5 * d, d, cfg.moe_experts, cfg.moe_top_k, cfg.dropout)
         self.head_spl = nn.Linear(d, n_classes)
 
+    #: The data path and the runtime supply ``token_times`` from Whisper word timestamps for this architecture.
+    uses_word_times = True
+
     def prepare(self, text: Frames, speech: Frames, extras: dict | None = None) -> FusionInput:
         x = super().prepare(text, speech, extras)
         extras = dict(x.extras)

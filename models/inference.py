@@ -88,9 +88,26 @@ class EmotionRecognizer:
         return self.speech_encoder.encode(audios)
 
     # ------------------------------------------------------------------------------------------------ prediction
-    def predict_frames(self, text: Frames, speech: Frames) -> list[Prediction]:
+    @property
+    def uses_word_times(self) -> bool:
+        """Whether the architecture reads per-token times (the complementary model's word-frame graph)."""
+        return bool(getattr(self.model, "uses_word_times", False))
+
+    def word_time_extras(self, texts: Sequence[str | None], words: Sequence[Sequence[tuple[str, float, float]]],
+                         offsets: Sequence[float], durations: Sequence[float]) -> dict:
+        """``token_times``/``speech_seconds`` extras from ASR words (session seconds) and each audio's start."""
+        from emomon.models.wordtimes import token_times
+
+        present = [t or "" for t in texts]
+        spans = self.text_encoder.token_spans(present)
+        return {
+            "token_times": [token_times(t, w, sp, off) for t, w, sp, off in zip(present, words, spans, offsets)],
+            "speech_seconds": torch.tensor(list(durations), dtype=torch.float32),
+        }
+
+    def predict_frames(self, text: Frames, speech: Frames, extras: dict | None = None) -> list[Prediction]:
         with torch.inference_mode(), autocast(self.device):
-            out = self.model(self.model.prepare(text, speech))
+            out = self.model(self.model.prepare(text, speech, extras))
         probs = out.probs.float().cpu().numpy()
         steps = {k: v.float().cpu().numpy() for k, v in out.steps.items()}
         preds = []

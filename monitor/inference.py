@@ -116,7 +116,13 @@ class InferenceWorker(threading.Thread):
             if need:
                 for i, f in zip(need, rec.encode_speech([items[i].utterance.audio for i in need]).unbatch()):
                     frames[i] = f
-            preds = rec.predict_frames(text, Frames.pad(frames, dim=rec.ckpt.dims["speech"]))
+            extras = None
+            if rec.uses_word_times:
+                extras = rec.word_time_extras(
+                    [t.text for t in items], [t.words for t in items],
+                    [t.utterance.audio_start if t.utterance.audio_start is not None else t.utterance.start for t in items],
+                    [len(t.utterance.audio) / 16000 for t in items])
+            preds = rec.predict_frames(text, Frames.pad(frames, dim=rec.ckpt.dims["speech"]), extras)
         except Exception as exc:  # never lose the batch silently: fail its futures
             logger.exception("emotion inference failed for %d utterance(s)", len(batch))
             for req in batch:

@@ -52,6 +52,13 @@ class TransformersTextEncoder:
             raise ModelError(f"encoders.text.layer: {name} has hidden states 0..{n_layers}, not {layer}")
         self.fingerprint = f"text:{name}:{weights_digest(source)}:layer={layer}:max={max_tokens}"
 
+    def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int] | None]]:
+        """Character span of each token :meth:`encode` produces (None for special tokens), per text."""
+        if not getattr(self.tokenizer, "is_fast", False):
+            return [[None] * len(self.tokenizer(t, truncation=True, max_length=self.max_tokens)["input_ids"]) for t in texts]
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens, return_offsets_mapping=True)
+        return [[(a, b) if b > a else None for a, b in offsets] for offsets in enc["offset_mapping"]]
+
     def encode(self, texts: Sequence[str]) -> Frames:
         batch = self.tokenizer(
             [t if isinstance(t, str) else "" for t in texts],
