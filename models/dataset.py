@@ -94,6 +94,12 @@ class FeatureBank:
     speech_keys: dict[str, list[str]] = field(default_factory=dict)  # item id -> [clean, aug1, ...]
     text_of: dict[str, str | None] = field(default_factory=dict)  # item id -> text (None = none)
     synth_key: dict[str, str] = field(default_factory=dict)  # text-only item id -> speech key of its rendering
+    #: For architectures with a word-frame graph: speech key -> [(word, start s, end s)] of its own text, and
+    #: text key -> each token's character span.
+    word_times: dict[str, list] = field(default_factory=dict)
+    token_spans: dict[str, list] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # text key -> the text
+    frame_rate: float = 50.0  # speech frames per second (set from the encoder)
 
 
 class FeatureBuilder:
@@ -225,6 +231,7 @@ class FeatureBuilder:
             return enc.encode([lookup[k] for k in ks]).unbatch()
 
         bank.text.update(self.store.arrays(enc.fingerprint, "text", keys, compute, batch_size=64, description="text features"))
+        bank.texts.update(lookup)
 
     def synth_features(self, items: list[Item], bank: FeatureBank, voice: str | None = None) -> None:
         """espeak-ng renderings of text-only items (flat voice), encoded like any clip.
@@ -246,8 +253,47 @@ class FeatureBuilder:
         for k, it in keys.items():
             bank.synth_key[it.id] = k
 
+    def alignments(self, sources: list[Source], bank: FeatureBank) -> None:
+        """Word timings of each clip's own text (clean audio and espeak-ng renderings), by forced alignment."""
+        import json
+
+        from emomon.models.data.synth import speak, speak_varied
+
+        jobs: dict[str, tuple] = {}
+        for src in sources:
+            for it in src.items:
+                text = bank.text_of.get(it.id)
+                keys = bank.speech_keys.get(it.id)
+                if text and keys:
+                    jobs[keys[0]] = ("clip", it, text)
+                elif it.id in bank.synth_key and it.text:
+                    jobs[bank.synth_key[it.id]] = ("synth", it, it.text)
+        asr = self.transcriber
+
+        def compute(ks: list[str]) -> list[str]:
+            out = []
+            for k in ks:
+                kind, it, text = jobs[k]
+                if kind == "clip":
+                    audio = self._load(it)
+                else:
+                    voice = k.split(":", 1)[0].removeprefix("synth-") if k.startswith("synth-") else None
+                    audio = speak(text, voice=voice) if voice else speak_varied(text, k)
+                words = asr.align(audio, text) if audio is not None else []
+                out.append(json.dumps([[w.word, w.start, w.end] for w in words]))
+            return out
+
+        from emomon.transcribe import DECODER_VERSION
+
+        fp = f"align:{asr.encoder.fingerprint}:v{DECODER_VERSION}"
+        got = self.store.strings(fp, "align", list(jobs), compute, description="aligning words")
+        bank.word_times.update({k: [tuple(w) for w in json.loads(v)] for k, v in got.items()})
+        texts = sorted({t for _, _, t in jobs.values()})
+        for t, spans in zip(texts, self.text_encoder.token_spans(texts)):
+            bank.token_spans[text_key(t)] = spans
+
     # ------------------------------------------------------------------------------------------- all
-    def build(self, sources: list[Source], *, train: bool = True) -> FeatureBank:
+    def build(self, sources: list[Source], *, train: bool = True, word_times: bool = False) -> FeatureBank:
         bank = FeatureBank()
         copies = self.cfg.data.augment_copies if train else 0
         for src in sources:
@@ -266,6 +312,8 @@ class FeatureBuilder:
             pool.sort(key=lambda it: _stable_hash(it.id))
             self.synth_features(pool[: self.cfg.data.synth_sentences], bank)
         self.text_features([t for t in bank.text_of.values() if t], bank)
+        if word_times:
+            self.alignments(sources, bank)
         return bank
 
 
@@ -278,6 +326,8 @@ class Example:
     text: str | None
     label: int
     source: str
+    #: The speech and the text are the same utterance (its own words), so word timings apply.
+    timed: bool = False
 
 
 class ExampleSampler:
@@ -320,18 +370,23 @@ class ExampleSampler:
         d = self.cfg.data
         speech_keys = self.bank.speech_keys.get(it.id)
         text = self._text_key(it)
+        own = text is not None
         if speech_keys:
             speech = speech_keys[rng.integers(len(speech_keys))]
+            own = own and speech == speech_keys[0]  # augmented copies (speed changes) lose the word timings
             if text is None and self.text_by_label:
                 text = self._partner(rng, self.text_by_label, it.label)
         else:
-            speech = self.bank.synth_key.get(it.id) or (self._partner(rng, self.speech_by_label, it.label) if self.speech_by_label else None)
+            speech = self.bank.synth_key.get(it.id)
+            own = own and speech is not None
+            if speech is None and self.speech_by_label:
+                speech = self._partner(rng, self.speech_by_label, it.label)
         r = rng.random()
         if r < d.p_text_drop and speech is not None:
             text = None
         elif r < d.p_text_drop + d.p_speech_drop and text is not None:
             speech = None
-        return Example(speech, text, self.class_index[it.label], source)
+        return Example(speech, text, self.class_index[it.label], source, timed=own and speech is not None and text is not None)
 
     def epoch(self, rng: np.random.Generator, size: int = 0) -> list[Example]:
         """One epoch: ``size`` examples split across sources by weight (0 = one pass over every train item)."""
@@ -373,7 +428,7 @@ def fixed_examples(cfg: EmomonConfig, sources: list[Source], bank: FeatureBank, 
                 text = None
             if speech is None and text is None:
                 continue
-            exs.append(Example(speech, text, class_index[it.label], src.name))
+            exs.append(Example(speech, text, class_index[it.label], src.name, timed=speech is not None and text is not None))
         if exs:
             out[src.name] = exs
     return out
@@ -384,16 +439,29 @@ def batches(examples: list[Example], size: int):
         yield examples[i : i + size]
 
 
-def collate(examples: list[Example], bank: FeatureBank, text_dim: int, speech_dim: int):
-    """Padded :class:`Frames` for text and speech (absent modality = empty sequence) and the label tensor."""
+def collate(examples: list[Example], bank: FeatureBank, text_dim: int, speech_dim: int, frame_rate: float | None = None):
+    """Padded :class:`Frames` for text and speech (absent modality = empty sequence), the label tensor, and - when
+    ``frame_rate`` is given (word-graph architectures) - the ``token_times``/``speech_seconds`` extras."""
     import torch
 
     from emomon.models.encoders.base import Frames
+    from emomon.models.wordtimes import token_times
 
     empty_t = np.zeros((0, text_dim), np.float32)
     empty_s = np.zeros((0, speech_dim), np.float32)
     text = Frames.pad([bank.text[e.text] if e.text else empty_t for e in examples], dim=text_dim)
     speech = Frames.pad([bank.speech[e.speech] if e.speech else empty_s for e in examples], dim=speech_dim)
     labels = torch.tensor([e.label for e in examples], dtype=torch.long)
-    return text, speech, labels
+    if frame_rate is None:
+        return text, speech, labels, None
+    times = []
+    for e in examples:
+        words = bank.word_times.get(e.speech) if e.timed else None
+        spans = bank.token_spans.get(e.text) if e.text else None
+        if words and spans:
+            times.append(token_times(bank.texts[e.text], words, spans))
+        else:  # no timing: the model spreads the tokens uniformly over the speech
+            times.append(np.full((len(spans) if spans else 1, 2), np.nan, np.float32))
+    seconds = torch.tensor([(len(bank.speech[e.speech]) / frame_rate) if e.speech else 0.0 for e in examples])
+    return text, speech, labels, {"token_times": times, "speech_seconds": seconds}
 

@@ -52,7 +52,8 @@ def evaluate_checkpoint(ckpt: Checkpoint, sources: tuple[SourceConfig, ...] | No
             s.items = [dataclasses.replace(it, split="test") for it in s.items]
         split = "test"
     builder = FeatureBuilder(cfg, store, device=device)
-    bank = builder.build(srcs, train=False)
+    bank = builder.build(srcs, train=False, word_times=bool(getattr(ckpt.model, "uses_word_times", False)))
+    bank.frame_rate = builder.speech_encoder.frame_rate
     got = builder.fingerprints()
     if got["text"].split(":")[:2] != ckpt.fingerprints["text"].split(":")[:2] or got["speech"].split(":")[0] != ckpt.fingerprints["speech"].split(":")[0]:
         from emomon.errors import ModelError

@@ -35,15 +35,20 @@ class Evaluation:
         return {"fused": self.fused.as_dict(), "steps": {k: v.as_dict() for k, v in self.steps.items()}}
 
 
+def _frame_rate(model, bank: FeatureBank) -> float | None:
+    """The speech frame rate when the architecture reads word timings (else None: no timing extras)."""
+    return getattr(bank, "frame_rate", None) if getattr(model, "uses_word_times", False) else None
+
+
 def predict_examples(model, examples: list[Example], bank: FeatureBank, batch_size: int = 128) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Fused and per-step probabilities (n, classes) for a list of examples."""
     model.eval()
-    device = next(model.parameters()).device
     fused, steps = [], {}
+    rate = _frame_rate(model, bank)
     with torch.inference_mode():
         for batch in batches(examples, batch_size):
-            text, speech, _ = collate(batch, bank, model.text_dim, model.speech_dim)
-            out = model(model.prepare(text, speech))
+            text, speech, _, extras = collate(batch, bank, model.text_dim, model.speech_dim, rate)
+            out = model(model.prepare(text, speech, extras))
             fused.append(out.probs.float().cpu().numpy())
             for k, v in out.steps.items():
                 steps.setdefault(k, []).append(v.float().cpu().numpy())
@@ -101,7 +106,11 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
         counts = {sp: sum(1 for it in s.items if it.split == sp) for sp in ("train", "val", "test")}
         logger.info("source %s: %d train, %d val, %d test items", s.name, counts["train"], counts["val"], counts["test"])
     builder = FeatureBuilder(cfg, store, device=str(dev))
-    bank = builder.build(sources, train=True)
+    from emomon.models.registry import model_class
+
+    timed = bool(getattr(model_class(cfg.model.arch), "uses_word_times", False))
+    bank = builder.build(sources, train=True, word_times=timed)
+    bank.frame_rate = builder.speech_encoder.frame_rate
     fingerprints = builder.fingerprints()
     text_dim, speech_dim = builder.text_encoder.dim, builder.speech_encoder.dim
     sampler = ExampleSampler(cfg, sources, bank)
@@ -130,10 +139,11 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
         model.train()
         t0, losses = time.time(), []
         with progress_bar(f"epoch {epoch + 1}/{cfg.train.max_epochs}", len(examples)) as advance:
+            rate = _frame_rate(model, bank)
             for batch in batches(examples, cfg.train.batch_size):
-                text, speech, labels = collate(batch, bank, text_dim, speech_dim)
+                text, speech, labels, extras = collate(batch, bank, text_dim, speech_dim, rate)
                 with autocast(dev):
-                    out = model(model.prepare(text, speech))
+                    out = model(model.prepare(text, speech, extras))
                     loss = model.loss(out, labels.to(dev), cfg.train.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 grad_scaler.scale(loss).backward()

@@ -92,6 +92,12 @@ class Session:
         self.recent: collections.deque = collections.deque(maxlen=200)  # for the dashboard
         self.fatal: BaseException | None = None
         self.stop_reason = ""
+        self.diarizers = None
+        if cfg.diarization.enabled:
+            from emomon.monitor.diarize import OnlineDiarizer, default_embedder
+
+            embedder = default_embedder()
+            self.diarizers = {i: OnlineDiarizer(cfg.diarization, embedder) for i in self.streams}
 
     def _default_recognizer(self):
         from emomon.models.inference import EmotionRecognizer
@@ -287,6 +293,10 @@ class Session:
             if self.abort.is_set():
                 self.stats.unprocessed += 1
                 continue
+            if self.diarizers is not None:  # one voice model per input; names like "Teacher/A"
+                from emomon.monitor.diarize import speaker_name
+
+                u.speaker = speaker_name(self.streams[u.stream].speaker, self.diarizers[u.stream].assign(u.audio, u.duration))
             t = self.asr.process(u)
             self.stats.asr_seconds += t.asr_seconds
             self.worker.submit(t)

@@ -15,16 +15,16 @@ from emomon.models.data.synth import speak
 
 # (speaker voice, rate, pitch, intended emotion, sentence)
 LINES = [
-    ("en-us", 160, 45, "neutral", "Good morning everyone, let's get started with today's lesson."),
-    ("en-gb+f3", 185, 70, "happy", "I'm so excited, I finally finished my project and it works!"),
-    ("en-us", 165, 55, "happy", "That is wonderful news, well done, I am really proud of you."),
-    ("en-gb+f3", 170, 60, "fear", "But I'm really worried about the exam next week. I'm scared I will fail."),
-    ("en-us", 150, 45, "neutral", "We will go through the practice questions together on Thursday."),
-    ("en-gb+f3", 195, 75, "angry", "Someone broke my laptop and nobody even said sorry. I'm furious!"),
-    ("en-us", 135, 35, "sad", "I'm sorry to hear that. That is really sad."),
-    ("en-gb+f3", 165, 55, "disgust", "And the cafeteria food today was absolutely disgusting."),
-    ("en-us", 175, 70, "surprise", "Wow, really? I did not expect that at all!"),
-    ("en-gb+f3", 130, 40, "sad", "I miss my old friends so much. I feel lonely here."),
+    ("en-us+m3", 160, 45, "neutral", "Good morning everyone, let's get started with today's lesson."),
+    ("en+f4", 185, 70, "happy", "I'm so excited, I finally finished my project and it works!"),
+    ("en-us+m3", 165, 55, "happy", "That is wonderful news, well done, I am really proud of you."),
+    ("en+f4", 170, 60, "fear", "But I'm really worried about the exam next week. I'm scared I will fail."),
+    ("en-us+m3", 150, 45, "neutral", "We will go through the practice questions together on Thursday."),
+    ("en+f4", 195, 75, "angry", "Someone broke my laptop and nobody even said sorry. I'm furious!"),
+    ("en-us+m3", 135, 35, "sad", "I'm sorry to hear that. That is really sad."),
+    ("en+f4", 165, 55, "disgust", "And the cafeteria food today was absolutely disgusting."),
+    ("en-us+m3", 175, 70, "surprise", "Wow, really? I did not expect that at all!"),
+    ("en+f4", 130, 40, "sad", "I miss my old friends so much. I feel lonely here."),
 ]
 SR = 16_000
 
@@ -37,7 +37,7 @@ def main() -> None:
     t = len(parts[0]) / SR
     for voice, rate, pitch, emotion, text in LINES:
         audio = speak(text, voice=voice, rate=rate, pitch=pitch)
-        script.append(f"{t:6.2f}\t{t + len(audio) / SR:6.2f}\t{'Teacher' if voice == 'en-us' else 'Student'}\t{emotion}\t{text}")
+        script.append(f"{t:6.2f}\t{t + len(audio) / SR:6.2f}\t{'Teacher' if voice == 'en-us+m3' else 'Student'}\t{emotion}\t{text}")
         parts += [audio, np.zeros(int(0.9 * SR), np.float32)]
         t += len(audio) / SR + 0.9
     audio = np.concatenate(parts)

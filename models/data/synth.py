@@ -12,8 +12,9 @@ import numpy as np
 
 from emomon.errors import InputError
 
-#: Voices that exist in every espeak-ng install (the '+variant' suffixes change timbre and pitch range).
-VOICES = ("en-us", "en-gb", "en-us+m3", "en-us+f2", "en-gb+f3", "en-gb-x-rp", "en-gb-scotland+m2", "en-029", "en-us+f4", "en-gb-x-gbclan")
+#: Voices that exist in every espeak-ng install. '+variant' suffixes change timbre and pitch range on 'en' and
+#: 'en-us' (espeak-ng 1.51 ignores them after 'en-gb').
+VOICES = ("en-us", "en-gb", "en-us+m3", "en-us+f2", "en+f3", "en-gb-x-rp", "en+m2", "en-029", "en+f4", "en-gb-x-gbclan")
 
 
 def espeak_available() -> bool:

@@ -118,7 +118,10 @@ def _runtime_config(args: argparse.Namespace):
         rt = dataclasses.replace(rt, model=args.model)
     if args.device:
         rt = dataclasses.replace(rt, device=args.device)
-    return dataclasses.replace(cfg, runtime=rt)
+    cfg = dataclasses.replace(cfg, runtime=rt)
+    if args.diarize:
+        cfg = dataclasses.replace(cfg, diarization=dataclasses.replace(cfg.diarization, enabled=True))
+    return cfg
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -166,6 +169,16 @@ def _add_monitor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", help="session CSV path (default sessions/<date>_<time>.csv)")
     p.add_argument("--quiet-lines", action="store_true", help="do not print a line per utterance")
     p.add_argument("--save-audio", action="store_true", help="also keep each utterance's audio (0600 WAVs next to the CSV); off by default")
+    p.add_argument("--diarize", action="store_true", help="tell apart several voices within one input (speaker embeddings)")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from emomon.monitor.report import write_report
+
+    html, png = write_report(Path(args.csv), Path(args.out) if args.out else None)
+    print(f"report: {html}")
+    print(f"image:  {png}")
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -241,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("devices", help="list audio input devices")
     d.set_defaults(func=cmd_devices)
+
+    rp = sub.add_parser("report", help="an HTML page and a PNG from a session CSV")
+    rp.add_argument("csv", help="session CSV written by replay/live (a cut-short one works too)")
+    rp.add_argument("--out", help="folder for the report (default: next to the CSV)")
+    rp.set_defaults(func=cmd_report)
 
     i = sub.add_parser("info", help="list presets and shipped checkpoints, or describe one checkpoint")
     i.add_argument("checkpoint", nargs="?")

@@ -161,6 +161,20 @@ class Transcriber:
             tr.words = self._words(tokenizer, result.sequences_ids[0], enc, 2 * n_frames)
         return tr
 
+    def align(self, audio: np.ndarray, text: str) -> list[Word]:
+        """Word timings of a known ``text`` in ``audio`` (forced alignment with the decoder's cross-attention)."""
+        import ctranslate2
+
+        if not text.strip():
+            return []
+        states, n = self.encode(audio)
+        frames = states[-1][:, :n].float().cpu().numpy()
+        silence = self._silence_frames()
+        window = np.concatenate([frames[0], silence[n:]])[None] if n < len(silence) else frames
+        enc = ctranslate2.StorageView.from_array(np.ascontiguousarray(window))
+        tokens = self.tokenizer.encode(" " + text.strip())[: 440]
+        return self._words(self.tokenizer, tokens, enc, 2 * n)
+
     def _reject_reason(self, tr: Transcript) -> str:
         c = self.cfg
         if not tr.text:
