@@ -87,6 +87,33 @@ def fit_scaler(bank: FeatureBank, examples: list[Example], model, limit: int = 4
 
 
 @dataclass
+class PreparedData:
+    """Corpora with their cached features: built once, shared by several training runs (e.g. bench/compare.py)."""
+
+    sources: list
+    bank: FeatureBank
+    fingerprints: dict[str, str]
+    text_dim: int
+    speech_dim: int
+
+
+def prepare_data(cfg: EmomonConfig, *, store: FeatureStore | None = None, device: str = "cpu", word_times: bool | None = None) -> PreparedData:
+    """Read the preset's corpora and compute (or load from the cache) every feature training needs."""
+    from emomon.models.registry import model_class
+
+    sources = load_sources(cfg)
+    for s in sources:
+        counts = {sp: sum(1 for it in s.items if it.split == sp) for sp in ("train", "val", "test")}
+        logger.info("source %s: %d train, %d val, %d test items", s.name, counts["train"], counts["val"], counts["test"])
+    builder = FeatureBuilder(cfg, store, device=device)
+    if word_times is None:
+        word_times = bool(getattr(model_class(cfg.model.arch), "uses_word_times", False))
+    bank = builder.build(sources, train=True, word_times=word_times)
+    bank.frame_rate = builder.speech_encoder.frame_rate
+    return PreparedData(sources, bank, builder.fingerprints(), builder.text_encoder.dim, builder.speech_encoder.dim)
+
+
+@dataclass
 class TrainResult:
     checkpoint: Path
     best_epoch: int
@@ -95,24 +122,17 @@ class TrainResult:
     test: dict[str, dict]
 
 
-def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None = None, device: str | None = None) -> TrainResult:
-    """Build features, train ``cfg.model.arch`` with early stopping, keep the best checkpoint, evaluate on test."""
+def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None = None, device: str | None = None,
+          data: PreparedData | None = None) -> TrainResult:
+    """Build features (or use ``data``), train ``cfg.model.arch`` with early stopping, keep the best checkpoint,
+    evaluate on the test splits."""
     out_dir = Path(out_dir)
     dev = pick_device(device or cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     rng = np.random.default_rng(cfg.train.seed)
-    sources = load_sources(cfg)
-    for s in sources:
-        counts = {sp: sum(1 for it in s.items if it.split == sp) for sp in ("train", "val", "test")}
-        logger.info("source %s: %d train, %d val, %d test items", s.name, counts["train"], counts["val"], counts["test"])
-    builder = FeatureBuilder(cfg, store, device=str(dev))
-    from emomon.models.registry import model_class
-
-    timed = bool(getattr(model_class(cfg.model.arch), "uses_word_times", False))
-    bank = builder.build(sources, train=True, word_times=timed)
-    bank.frame_rate = builder.speech_encoder.frame_rate
-    fingerprints = builder.fingerprints()
-    text_dim, speech_dim = builder.text_encoder.dim, builder.speech_encoder.dim
+    data = data or prepare_data(cfg, store=store, device=str(dev))
+    sources, bank, fingerprints = data.sources, data.bank, data.fingerprints
+    text_dim, speech_dim = data.text_dim, data.speech_dim
     sampler = ExampleSampler(cfg, sources, bank)
     val_sets = sampler.fixed("val")
     if not val_sets:
