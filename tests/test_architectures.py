@@ -263,3 +263,79 @@ def test_seed_sizes_by_default():
     assert m.speech_lstm.hidden_size == 256 and m.speech_lstm.num_layers == 2 and m.speech_lstm.bidirectional
     c = model_class("complementary")(dataclasses.replace(cfg, arch="complementary"), 384, 384, 7)
     assert len(c.cat_moe.experts) == len(c.spl_moe.experts) == 5 and c.spl_moe.experts[0][0].in_features == 5 * 384
+
+
+# ------------------------------------------------------------------------------------------ the live path, every arch
+@pytest.fixture(scope="module")
+def short_talk(speech_factory):
+    from emomon.audio import load_audio
+
+    parts = [np.zeros(8000, np.float32)]
+    for text in ("I am so happy to see you today.", "Please close the door behind you."):
+        parts += [load_audio(speech_factory(text)), np.zeros(16000, np.float32)]
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize("arch", architecture_names())
+def test_live_path_runs_with_each_architecture(tmp_path, arch, short_talk):
+    """A random-weight checkpoint of each architecture, on the real encoders, through the live pipeline."""
+    import csv
+    import dataclasses
+    import threading
+    import time
+
+    from emomon.config import load_config
+    from emomon.models.checkpoint import save_checkpoint
+    from emomon.models.encoders import build_speech_encoder, build_text_encoder
+    from emomon.models.registry import build_model
+    from emomon.monitor.pipeline import Session, step_names_of
+    from emomon.monitor.sinks import CsvSink
+    from emomon.monitor.sources import MicSource
+
+    cfg = load_config("en-tiny")
+    speech_cfg = dataclasses.replace(cfg.encoders.speech, name="mfcc") if arch == "merhan" else cfg.encoders.speech
+    cfg = dataclasses.replace(cfg, encoders=dataclasses.replace(cfg.encoders, speech=speech_cfg),
+                              model=dataclasses.replace(cfg.model, arch=arch, mc_passes=2))
+    text_enc, speech_enc = build_text_encoder(cfg.encoders.text), build_speech_encoder(cfg.encoders.speech)
+    torch.manual_seed(0)
+    model = build_model(cfg, text_enc.dim, speech_enc.dim, len(cfg.classes))
+    ckpt = save_checkpoint(tmp_path / arch, model, cfg, {"text": text_enc.fingerprint, "speech": speech_enc.fingerprint})
+    run_cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=str(ckpt)))
+
+    class Fake:
+        def __init__(self, cb, n):
+            self.cb, self.n, self.active = cb, n, False
+
+        def _run(self):
+            pos = 0
+            while self.active:
+                block = short_talk[pos : pos + self.n] if pos < len(short_talk) else np.zeros(self.n, np.float32)
+                block = np.pad(block, (0, self.n - len(block)))
+                self.cb(block[:, None], self.n, None, None)
+                pos += self.n
+                time.sleep(self.n / 16000 / 8)
+
+        def __enter__(self):
+            self.active = True
+            threading.Thread(target=self._run, daemon=True).start()
+            return self
+
+        def __exit__(self, *exc):
+            self.active = False
+
+    session = Session(run_cfg, [MicSource("fake", 0, "S1", chunk_ms=30, stream_factory=Fake)], live=True)
+    session.load()
+    out = tmp_path / "s.csv"
+    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(arch), timed=True))
+    session.start()
+    deadline = time.monotonic() + 60
+    while session.stats.utterances < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    session.stop("done")
+    session.wait()
+    rows = [r for r in csv.DictReader(open(out)) if r["utterance"]]
+    assert len(rows) == 2
+    for r in rows:
+        assert abs(sum(float(r[f"p_{c}"]) for c in cfg.classes) - 1) < 2e-3 and r["emotion"] in cfg.classes
+        for step in step_names_of(arch):
+            assert r[f"{step}_emotion"] in cfg.classes
