@@ -40,9 +40,12 @@ class JointStandardScaler:
                 s = x.sum(0) if s is None else s + x.sum(0)
                 s2 = (x * x).sum(0) if s2 is None else s2 + (x * x).sum(0)
                 n += x.shape[0]
-            if n == 0:
-                raise ModelError(f"cannot fit the scaler: no {name} frames")
             acc[name] = (s, s2, n)
+        if acc["text"][2] == 0 and acc["speech"][2] == 0:
+            raise ModelError("cannot fit the scaler: the training examples have neither text nor speech frames")
+        for missing, other in (("text", "speech"), ("speech", "text")):
+            if acc[missing][2] == 0:  # a one-modality training set: the other modality's statistics stand in
+                acc[missing] = acc[other]
         (ts, ts2, tn), (ss, ss2, sn) = acc["text"], acc["speech"]
         if ts.shape == ss.shape:
             n = tn + sn

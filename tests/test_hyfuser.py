@@ -97,6 +97,9 @@ def test_joint_scaler_matches_concatenated_statistics_and_round_trips():
     assert sc.mode == "joint"
     again = JointStandardScaler.from_dict(sc.to_dict(), 4, 4)
     assert np.array_equal(again.text_mean, sc.text_mean) and np.array_equal(again.speech_std, sc.speech_std)
+    # a one-modality training set: the present modality's statistics serve both
+    only = JointStandardScaler.fit([], speech)
+    assert np.allclose(only.text_mean, only.speech_mean) and np.allclose(only.speech_mean, np.concatenate(speech).mean(0), atol=1e-5)
     # different widths: per-modality statistics
     sc2 = JointStandardScaler.fit(text, [rng.normal(0, 1, (5, 6))])
     assert sc2.mode == "per-modality" and sc2.speech_mean.shape == (6,)
