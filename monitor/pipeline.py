@@ -191,6 +191,8 @@ class Session:
         if self.fatal is not None:
             return f"session ended by an error after {s.utterances} utterances: {self.fatal}"
         note = f"; {s.unprocessed} queued utterances not processed" if s.unprocessed else ""
+        if s.errors and not self.live:
+            return f"session incomplete after {s.utterances} utterances: {s.errors[0]}{note}"
         if self.stop_event.is_set() and self.stop_reason:
             return f"session stopped ({self.stop_reason}) after {s.utterances} utterances{note}"
         return f"session complete: {s.utterances} utterances{note}"

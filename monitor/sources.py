@@ -42,10 +42,10 @@ class FileSource:
 
     def __init__(self, path: str | Path, first_stream: int, *, split_channels: bool = False, realtime: bool = False,
                  chunk_ms: int = 100, speakers: list[str] | None = None):
-        from emomon.audio import channel_count
+        from emomon.audio import probe_audio
 
         self.path = Path(path)
-        channels = channel_count(self.path)  # opens the file: a missing or non-audio file fails here, before any model loads
+        channels = probe_audio(self.path)  # a missing or non-audio file fails here, before any model loads
         self.split = split_channels and channels > 1
         n = channels if self.split else 1
         names = speakers or []

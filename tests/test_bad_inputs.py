@@ -63,12 +63,23 @@ def cut(path: Path, fraction: float) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------- audio files
+def written(path: Path, content: bytes | str | None = None) -> Path:
+    """Create ``path`` (a folder when ``content`` is None) and return it."""
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
 AUDIO_CASES = {
     "missing file": (lambda d: d / "nope.wav", "audio file not found"),
-    "directory instead of file": (lambda d: (d / "folder.wav").mkdir() or d / "folder.wav", "is a directory"),
-    "0-byte file": (lambda d: (d / "empty.wav").write_bytes(b"") or d / "empty.wav", "is empty"),
-    "text file with an audio extension": (lambda d: (d / "notes.wav").write_text("minutes of the meeting\n" * 40) or d / "notes.wav", "not a readable audio file"),
-    "random bytes": (lambda d: (d / "noise.flac").write_bytes(np.random.default_rng(0).bytes(5000)) or d / "noise.flac", "not a readable audio file"),
+    "directory instead of file": (lambda d: written(d / "folder.wav"), "is a directory"),
+    "0-byte file": (lambda d: written(d / "empty.wav", b""), "is empty"),
+    "text file with an audio extension": (lambda d: written(d / "notes.wav", "minutes of the meeting\n" * 40), "not a readable audio file"),
+    "random bytes": (lambda d: written(d / "noise.flac", np.random.default_rng(0).bytes(5000)), "not a readable audio file"),
     "truncated wav": (lambda d: cut(write_wav(d / "t.wav", tone(4.0)), 0.5), "truncated"),
     "truncated wav header": (lambda d: cut(write_wav(d / "h.wav", tone(4.0)), 0.0003), "not a readable audio file"),
     "truncated flac": (lambda d: cut(encode(d / "t.flac", tone(4.0), "flac", "flac"), 0.5), "corrupt or truncated"),
@@ -164,14 +175,15 @@ def test_three_hour_file_streams_in_flat_memory(tmp_path, random_checkpoint):
     while proc.poll() is None:
         try:
             with open(f"/proc/{proc.pid}/status") as f:
-                rss += [int(line.split()[1]) // 1024 for line in f if line.startswith("VmRSS")]
+                mb = [int(line.split()[1]) // 1024 for line in f if line.startswith("VmRSS")]
+            if out.exists():  # the CSV is created once the models are loaded: from here on, only streaming
+                rss += mb
         except OSError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert proc.returncode == 0, proc.stderr.read()
     assert "10800.0 s of audio" in proc.stderr.read()
-    settled = rss[len(rss) // 4 :]  # after models loaded
-    assert max(settled) - min(settled) < 150, rss  # MB: no growth with the length of the file
+    assert len(rss) >= 3 and max(rss) - rss[0] < 100, rss  # MB: no growth with the length of the file
 
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
@@ -186,7 +198,6 @@ CKPT_CASES = {
     "corrupt checkpoint": (lambda c: (c / "model.safetensors").write_bytes(b"\x00garbage" * 100), "corrupt or truncated"),
     "truncated checkpoint": (lambda c: (c / "model.safetensors").write_bytes((c / "model.safetensors").read_bytes()[:5000]), "corrupt or truncated"),
     "checkpoint config not JSON": (lambda c: (c / "config.json").write_text("{nope"), "corrupt or not JSON"),
-    "checkpoint for other encoders": (lambda c: _edit_json(c / "config.json", lambda d: d["dims"].update(speech=512) or d["scaler"].update(speech_mean=[0.0] * 512, speech_std=[1.0] * 512)), "speech features of size 512"),
 }
 
 
@@ -212,6 +223,27 @@ def test_bad_checkpoints(tmp_path, kind, random_checkpoint):
         lines = error_lines(r.stderr)
         assert r.returncode == 4 and len(lines) == 1 and message in lines[0], (args, r.stderr)
         assert not out.exists()
+
+
+def test_checkpoint_for_other_encoders(tmp_path):
+    """Trained on 512-wide speech features: the installed Whisper gives 384, so it cannot run; said at load."""
+    import dataclasses
+
+    import torch
+
+    from emomon.config import load_config
+    from emomon.models.checkpoint import save_checkpoint
+    from emomon.models.registry import build_model
+
+    cfg = load_config("en-tiny")
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, d_model=384))
+    torch.manual_seed(0)
+    ck = save_checkpoint(tmp_path / "other", build_model(cfg, 384, 512, 7), cfg, {"text": "t", "speech": "whisper-encoder:other"})
+    out = tmp_path / "s.csv"
+    r = run_emomon("replay", str(write_wav(tmp_path / "a.wav", tone(1.0))), "--model", str(ck), "--csv", str(out))
+    lines = error_lines(r.stderr)
+    assert r.returncode == 4 and len(lines) == 1 and "speech features of size 512, but its encoder gives 384" in lines[0], r.stderr
+    assert not out.exists()
 
 
 def test_checkpoint_for_other_classes_works_with_its_classes(tmp_path):

@@ -181,9 +181,9 @@ class _SlowRecognizer:
     def __getattr__(self, name):
         return getattr(self.rec, name)
 
-    def predict_frames(self, text, speech):
+    def predict_frames(self, *args, **kwargs):
         time.sleep(self.delay)
-        return self.rec.predict_frames(text, speech)
+        return self.rec.predict_frames(*args, **kwargs)
 
 
 @requires_espeak

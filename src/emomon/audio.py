@@ -87,6 +87,19 @@ def declared_seconds(path: Path, container, stream) -> float | None:
     return container.duration / 1_000_000 if container.duration else None
 
 
+def probe_audio(path: str | Path) -> int:
+    """Check that ``path`` opens and its first samples decode; returns its channel count.
+
+    A file that is not audio at all fails here, before anything else (models, output files) is set up; damage
+    further in is reported by :func:`stream_audio` when decoding reaches it.
+    """
+    path = Path(path)
+    channels = channel_count(path)
+    for _ in stream_audio(path, chunk_seconds=0.25, end=5.0):
+        return channels
+    raise InputError(f"{path} is not a readable audio file: it holds no decodable audio samples")  # pragma: no cover - stream_audio raises first
+
+
 def channel_count(path: str | Path) -> int:
     """Number of audio channels of the file's first audio stream."""
     path = Path(path)
@@ -188,7 +201,7 @@ def stream_audio(path: str | Path, *, chunk_seconds: float = 1.0, channels: str 
         if pending_n:
             yield _shape(np.concatenate(pending, axis=1), channels)
         if not decoded_any:
-            raise InputError(f"{path} contains no decodable audio samples")
+            raise InputError(f"{path} is not a readable audio file: it holds no decodable audio samples")
         if start is None and end is None and position is not None:
             declared = declared_seconds(path, container, stream)
             got = position / SAMPLE_RATE
