@@ -79,27 +79,17 @@ class FeatureStore:
         """Cached arrays for ``keys``; missing ones are computed ``batch_size`` at a time, with a progress bar."""
         d = self._dir(fingerprint, group)
         have = self.load_arrays(fingerprint, group)
-        missing = [k for k in dict.fromkeys(keys) if k not in have]
-        if missing:
-            pending: dict[str, np.ndarray] = {}
-            with progress_bar(description or f"encoding {group}", len(missing)) as advance:
-                for i in range(0, len(missing), batch_size):
-                    chunk = missing[i : i + batch_size]
-                    for k, v in zip(chunk, compute(chunk)):
-                        pending[k] = v
-                    advance(len(chunk))
-                    if len(pending) >= self.flush_every:
-                        self._write_arrays(d, pending)
-                        have.update(pending)
-                        pending = {}
-            if pending:
-                self._write_arrays(d, pending)
-                have.update(pending)
+
+        def compute_fp16(chunk: list[str]) -> list[np.ndarray]:  # what is returned is what a later run reads back
+            return [np.asarray(v, dtype=np.float16) for v in compute(chunk)]
+
+        self._fill(have, keys, compute_fp16, batch_size, description or f"encoding {group}", lambda part: self._write_arrays(d, part))
         return {k: have[k] for k in keys}
 
     # ------------------------------------------------------------------------------------------------ strings
     def strings(self, fingerprint: str, group: str, keys: Sequence[str], compute: Callable[[list[str]], list[str]],
                 batch_size: int = 1, description: str = "") -> dict[str, str]:
+        """Cached strings (e.g. transcripts) for ``keys``, stored as JSON parts."""
         d = self._dir(fingerprint, group)
         have: dict[str, str] = {}
         for part in sorted(d.glob("part-*.json")):
@@ -107,30 +97,35 @@ class FeatureStore:
                 have.update(json.loads(part.read_text(encoding="utf-8")))
             except (OSError, ValueError):
                 part.unlink(missing_ok=True)
-        missing = [k for k in dict.fromkeys(keys) if k not in have]
-        if missing:
-            pending: dict[str, str] = {}
 
-            def flush():
-                n = len(list(d.glob("part-*.json")))
-                tmp = d / f".part-{n:05d}.tmp"
-                tmp.write_text(json.dumps(pending, ensure_ascii=False), encoding="utf-8")
-                os.replace(tmp, d / f"part-{n:05d}.json")
+        def write(part: dict[str, str]) -> None:
+            n = len(list(d.glob("part-*.json")))
+            tmp = d / f".part-{n:05d}.tmp"
+            tmp.write_text(json.dumps(part, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, d / f"part-{n:05d}.json")
 
-            with progress_bar(description or group, len(missing)) as advance:
-                for i in range(0, len(missing), batch_size):
-                    chunk = missing[i : i + batch_size]
-                    for k, v in zip(chunk, compute(chunk)):
-                        pending[k] = v
-                    advance(len(chunk))
-                    if len(pending) >= self.flush_every:
-                        flush()
-                        have.update(pending)
-                        pending = {}
-            if pending:
-                flush()
-                have.update(pending)
+        self._fill(have, keys, compute, batch_size, description or group, write)
         return {k: have[k] for k in keys}
+
+    def _fill(self, have: dict, keys: Sequence[str], compute: Callable, batch_size: int, description: str,
+              write: Callable[[dict], None]) -> None:
+        """Compute the keys missing from ``have`` in batches, writing a new part every ``flush_every`` results."""
+        missing = [k for k in dict.fromkeys(keys) if k not in have]
+        if not missing:
+            return
+        pending: dict = {}
+        with progress_bar(description, len(missing)) as advance:
+            for i in range(0, len(missing), batch_size):
+                chunk = missing[i : i + batch_size]
+                pending.update(zip(chunk, compute(chunk)))
+                advance(len(chunk))
+                if len(pending) >= self.flush_every:
+                    write(pending)
+                    have.update(pending)
+                    pending = {}
+        if pending:
+            write(pending)
+            have.update(pending)
 
 
 class progress_bar:

@@ -1,0 +1,38 @@
+"""The feature cache: computed once, reused, and robust to a part cut short by a crash."""
+
+import numpy as np
+
+from emomon.models.features import FeatureStore
+
+
+def test_arrays_are_computed_once_and_reused(tmp_path):
+    store = FeatureStore(tmp_path, flush_every=2)
+    calls = []
+
+    def compute(keys):
+        calls.extend(keys)
+        return [np.full((len(k), 3), float(len(k))) for k in keys]
+
+    got = store.arrays("enc:1", "g", ["a", "bb", "ccc"], compute, batch_size=2)
+    assert calls == ["a", "bb", "ccc"] and got["bb"].shape == (2, 3) and got["bb"].dtype == np.float16
+    again = FeatureStore(tmp_path).arrays("enc:1", "g", ["bb", "dddd"], compute)
+    assert calls == ["a", "bb", "ccc", "dddd"] and float(again["dddd"][0, 0]) == 4.0
+    # another encoder fingerprint is another cache
+    FeatureStore(tmp_path).arrays("enc:2", "g", ["a"], compute)
+    assert calls[-1] == "a"
+
+
+def test_a_damaged_part_is_dropped_and_recomputed(tmp_path):
+    store = FeatureStore(tmp_path, flush_every=1)
+    store.arrays("enc", "g", ["a", "b"], lambda ks: [np.ones((1, 2))] * len(ks), batch_size=1)  # one part each
+    parts = sorted(tmp_path.rglob("part-*.safetensors"))
+    parts[0].write_bytes(parts[0].read_bytes()[:20])
+    recomputed = []
+    store.arrays("enc", "g", ["a", "b"], lambda ks: recomputed.extend(ks) or [np.zeros((1, 2))] * len(ks))
+    assert len(recomputed) == 1
+
+
+def test_strings(tmp_path):
+    store = FeatureStore(tmp_path)
+    assert store.strings("asr", "g", ["x", "y"], lambda ks: [k.upper() for k in ks]) == {"x": "X", "y": "Y"}
+    assert FeatureStore(tmp_path).strings("asr", "g", ["y"], lambda ks: ["never"]) == {"y": "Y"}
