@@ -30,7 +30,7 @@ from emomon.config import load_config
 from emomon.models.checkpoint import load_checkpoint
 from emomon.models.dataset import Example, fixed_examples
 from emomon.models.features import text_key
-from emomon.models.registry import architecture_names, model_class
+from emomon.models.registry import architecture_names
 from emomon.models.training import FeatureBuilder, evaluate_examples, prepare_data, train
 
 # What the seed papers report for their own systems, on their own data (not comparable with the figures here).

@@ -22,7 +22,6 @@ import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 

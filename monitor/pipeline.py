@@ -19,11 +19,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from emomon.config import EmomonConfig
-from emomon.monitor.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, StreamNotice, Utterance
+from emomon.monitor.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, StreamNotice
 from emomon.monitor.sinks import Sink
 
 logger = logging.getLogger("emomon")
@@ -120,6 +121,8 @@ class Session:
             rec = self.worker.recognizer
             self.asr = AsrStage(self.cfg.asr, rec.config.encoders.speech, device=str(rec.device), cpu_threads=self.cfg.runtime.threads)
         self.asr.warm_up()
+        if self.diarizers:  # load the voice encoder now rather than on the first utterance
+            next(iter(self.diarizers.values())).embedder(np.zeros(16000, np.float32))
 
     def start(self) -> None:
         """Load the models if that was not done yet, then start every stage."""

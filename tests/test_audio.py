@@ -58,7 +58,6 @@ def test_bad_files_are_one_input_error(tmp_path, kind):
 
 
 def test_non_finite_samples_become_zero(tmp_path):
-    import wave
 
     data = tone(0.5)
     data[100:200] = np.nan

@@ -1,7 +1,6 @@
 """HyFusER: shapes and masks with padded batches, gradients, scaling, alignment, and learning a separable task."""
 
 import numpy as np
-import pytest
 import torch
 
 from emomon.models.base import align_length

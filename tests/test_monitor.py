@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from emomon.audio import load_audio
 from emomon.config import load_config
 from emomon.models.data.synth import write_wav
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from emomon.models.checkpoint import load_checkpoint, packaged_checkpoints
