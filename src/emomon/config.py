@@ -196,10 +196,10 @@ class RuntimeConfig:
     model: str = _opt("en-tiny", doc="checkpoint: a shipped name or a directory")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"), doc="'auto' picks CUDA when present")
     batch_size: int = _opt(8, lo=1, hi=256, doc="inference worker: most utterances per micro-batch")
-    batch_wait_ms: int = _opt(30, lo=0, hi=2000, doc="inference worker: longest wait to fill a micro-batch")
+    batch_wait_ms: int = _opt(10, lo=0, hi=2000, doc="inference worker: longest wait to fill a micro-batch")
     queue_seconds: float = _opt(30.0, lo=1.0, hi=3600.0, doc="live: audio buffered per input before the oldest is dropped")
     max_pending_utterances: int = _opt(64, lo=1, hi=10000, doc="live: utterances waiting for ASR before the oldest is dropped")
-    chunk_ms: int = _opt(100, lo=10, hi=2000, doc="audio block size read from files and devices")
+    chunk_ms: int = _opt(30, lo=10, hi=2000, doc="audio block size from devices and real-time replays (fast replays read 0.5 s)")
     threads: int = _opt(0, lo=0, hi=256, doc="CPU threads for ASR and the model (0 = all cores)")
 
 
