@@ -8,6 +8,7 @@ hundred items, so an interrupted extraction keeps what it finished. The default 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -31,11 +32,24 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+@functools.lru_cache(maxsize=65536)
+def _content_digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_key(path: Path, extra: str = "") -> str:
-    """Identity of an audio file for the cache: resolved path, size and modification time (+ a variant tag)."""
+    """Identity of an audio file for the cache: its content digest and size (+ a variant tag).
+
+    Content rather than path or modification time: a corpus copied, re-mounted or moved keeps its cache (a re-copy
+    changes every mtime, which once cost an hour of re-encoding). Digests are memoised per (path, size, mtime).
+    """
     st = path.stat()
-    h = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|{extra}".encode()).hexdigest()
-    return h
+    digest = _content_digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    return hashlib.sha1(f"{digest}|{st.st_size}|{extra}".encode()).hexdigest()
 
 
 class FeatureStore:

@@ -36,3 +36,21 @@ def test_strings(tmp_path):
     store = FeatureStore(tmp_path)
     assert store.strings("asr", "g", ["x", "y"], lambda ks: [k.upper() for k in ks]) == {"x": "X", "y": "Y"}
     assert FeatureStore(tmp_path).strings("asr", "g", ["y"], lambda ks: ["never"]) == {"y": "Y"}
+
+
+def test_file_key_follows_content_not_path_or_mtime(tmp_path):
+    import os
+    import shutil
+
+    from emomon.models.features import file_key
+
+    a = tmp_path / "a.wav"
+    a.write_bytes(b"RIFF" + bytes(range(256)) * 10)
+    copy = tmp_path / "elsewhere" / "a.wav"
+    copy.parent.mkdir()
+    shutil.copy(a, copy)
+    os.utime(copy, (1_000_000, 1_000_000))  # a re-copied corpus: same bytes, new place and time
+    assert file_key(a, "x") == file_key(copy, "x")
+    assert file_key(a, "x") != file_key(a, "y")
+    copy.write_bytes(b"RIFF" + bytes(range(255, -1, -1)) * 10)  # same size, other content
+    assert file_key(a, "x") != file_key(copy, "x")
