@@ -97,8 +97,8 @@ def main() -> int:
     ap.add_argument("--json")
     ap.add_argument("--skip-meld-speech", action="store_true", help="skip the espeak-ng reading of MELD test (slowest part)")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    data = Path(args.data)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    data = Path(args.data).resolve()
     if not data.is_dir():
         print(f"data folder not found: {data}", file=sys.stderr)
         return 3
