@@ -19,8 +19,9 @@ What it shows, top to bottom:
   blocks lose their borders, then lines, and last the least recently active speakers are summarised as "+N more".
   The layout is chosen on every paint from the width and height Rich gives, and the output is cropped to that
   height, so the screen never scrolls.
-* **Transcript tail**: the last ``transcript_lines`` utterances with session time, speaker, emotion (coloured) and
-  text; ASR text the guards rejected shows as a dim note.
+* **Transcript tail**: up to the last ``transcript_lines`` utterances with session time, speaker, emotion (coloured)
+  and text, as many as the rows the speaker panels leave (a tall terminal fills with transcript, not blank space);
+  ASR text the guards rejected shows as a dim note.
 
 Emotion words are always written out next to their colour (no-colour terminals, colour-blind users). All times
 are session seconds (``Utterance.start``/``end``), and memory is bounded: a time-pruned deque per speaker for the

@@ -310,3 +310,18 @@ def test_live_on_a_terminal_console_with_screen():
         time.sleep(0.2)
     d.close()
     assert "Ann" in out.getvalue() and "angry" in out.getvalue()
+
+
+def test_tall_screen_fills_with_transcript_short_screen_keeps_fit():
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: status())
+    conversation(d, n=40)
+    for width, height in ((160, 48), (80, 24)):
+        lines = render(d, width, height).splitlines()
+        assert len(lines) <= height
+        i = next(k for k, ln in enumerate(lines) if ln.startswith("transcript"))
+        tail = [ln for ln in lines[i + 1:] if ln.strip()]
+        assert tail[-1].strip().endswith("line 39 from Student")
+        if height == 48:  # the lower half is transcript, not blank
+            assert len(tail) > 8 and len(lines) - i - 1 - len(tail) <= 1
+        else:  # the tail takes what the speaker panels leave, no more
+            assert 1 <= len(tail) < 30 and len(lines) >= height - 1

@@ -209,7 +209,7 @@ class DashboardConfig:
 
     refresh_hz: float = _opt(4.0, lo=0.5, hi=30.0, doc="screen refreshes per second (fixed rate, never per frame)")
     timeline_minutes: float = _opt(5.0, lo=0.5, hi=120.0, doc="length of each speaker's rolling timeline")
-    transcript_lines: int = _opt(8, lo=0, hi=100, doc="lines of transcript tail shown")
+    transcript_lines: int = _opt(30, lo=0, hi=200, doc="most lines of transcript tail shown (fewer when the screen is short)")
     va_window_s: float = _opt(30.0, lo=1.0, hi=3600.0, doc="valence/arousal smoothing window (session seconds)")
     alert_threshold: float = _opt(0.6, lo=0.0, hi=1.0, doc="smoothed negative-affect share that counts as high")
     alert_seconds: float = _opt(60.0, lo=0.0, hi=36000.0, doc="how long it must stay high before the alert line shows")
