@@ -30,6 +30,7 @@ from emomon.config import load_config
 from emomon.models.checkpoint import load_checkpoint
 from emomon.models.dataset import Example, fixed_examples
 from emomon.models.features import text_key
+from emomon.models.metrics import Metrics
 from emomon.models.registry import architecture_names
 from emomon.models.training import FeatureBuilder, evaluate_examples, prepare_data, train
 
@@ -89,6 +90,7 @@ def main() -> int:
     ap.add_argument("--epoch-size", type=int, default=6000)
     ap.add_argument("--runs", default="runs/compare")
     ap.add_argument("--out", default="docs/results.md")
+    ap.add_argument("--resume", action="store_true", help="keep the architectures already in the --out .json; train the rest")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     archs = list(architecture_names()) if args.archs == "all" else args.archs.split(",")
@@ -96,8 +98,15 @@ def main() -> int:
     base = dataclasses.replace(base, train=dataclasses.replace(base.train, max_epochs=args.epochs, epoch_size=args.epoch_size))
     runs = Path(args.runs)
     results: dict[str, dict] = {}
+    done = Path(args.out).with_suffix(".json")
+    if args.resume and done.is_file():
+        for arch, r in json.loads(done.read_text()).items():
+            results[arch] = {**r, "metrics": {k: Metrics(**v) for k, v in r["metrics"].items()}}
+        logging.info("resuming: %s already measured", ", ".join(results))
     prepared = {}
     for arch in archs:
+        if arch in results:
+            continue
         cfg = dataclasses.replace(base, model=dataclasses.replace(base.model, arch=arch))
         if arch == "merhan":  # its paper's acoustic input: MFCC frames through the BiLSTM
             cfg = dataclasses.replace(cfg, encoders=dataclasses.replace(cfg.encoders, speech=dataclasses.replace(cfg.encoders.speech, name="mfcc", n_mfcc=40)))
@@ -110,7 +119,7 @@ def main() -> int:
             prepared[key] = (data, builder, meld)
         data, builder, meld = prepared[key]
         t0 = time.time()
-        result = train(cfg, runs / arch, data=data)
+        result = train(cfg, runs / arch, data=data, evaluate_test=False)  # evaluated below
         ckpt = load_checkpoint(runs / arch)
         ev = evaluate(ckpt, data, builder, meld)
         results[arch] = {

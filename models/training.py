@@ -123,9 +123,9 @@ class TrainResult:
 
 
 def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None = None, device: str | None = None,
-          data: PreparedData | None = None) -> TrainResult:
+          data: PreparedData | None = None, evaluate_test: bool = True) -> TrainResult:
     """Build features (or use ``data``), train ``cfg.model.arch`` with early stopping, keep the best checkpoint,
-    evaluate on the test splits."""
+    evaluate on the test splits (``evaluate_test=False`` leaves that to the caller, e.g. a benchmark with its own)."""
     out_dir = Path(out_dir)
     dev = pick_device(device or cfg.train.device)
     torch.manual_seed(cfg.train.seed)
@@ -191,7 +191,7 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
 
     best_model = load_checkpoint(out_dir, device=dev).model
     test = {}
-    for mode in ("paired", "text-only", "speech-only"):
+    for mode in ("paired", "text-only", "speech-only") if evaluate_test else ():
         for name, exs in sampler.fixed("test", mode).items():
             test.setdefault(name, {})[mode] = evaluate_examples(best_model, exs, bank, cfg.classes).as_dict()
     metadata = {
