@@ -216,7 +216,7 @@ class FeatureBuilder:
 
         from emomon.transcribe import DECODER_VERSION
 
-        fp = f"asr:{asr.encoder.fingerprint}:{self.cfg.asr.language}:{self.cfg.asr.beam_size}:v{DECODER_VERSION}"
+        fp = f"asr:{asr.encoder.model_fingerprint}:{self.cfg.asr.language}:{self.cfg.asr.beam_size}:v{DECODER_VERSION}"
         got = self.store.strings(fp, f"asr-{source.name}", list(keys), compute, description=f"transcribing {source.name}")
         return {keys[k].id: v for k, v in got.items()}
 
@@ -284,7 +284,7 @@ class FeatureBuilder:
 
         from emomon.transcribe import DECODER_VERSION
 
-        fp = f"align:{asr.encoder.fingerprint}:v{DECODER_VERSION}"
+        fp = f"align:{asr.encoder.model_fingerprint}:v{DECODER_VERSION}"
         got = self.store.strings(fp, "align", list(jobs), compute, description="aligning words")
         bank.word_times.update({k: [tuple(w) for w in json.loads(v)] for k, v in got.items()})
         texts = sorted({t for _, _, t in jobs.values()})

@@ -17,6 +17,14 @@ def whisper():
     return WhisperSpeechEncoder("tiny.en", layers=(2, 3))
 
 
+def test_whisper_fingerprints_layers_for_features_weights_for_asr(whisper):
+    from emomon.models.encoders.whisper import WhisperSpeechEncoder
+
+    other = WhisperSpeechEncoder("tiny.en", layers=(-1,))
+    assert other.fingerprint != whisper.fingerprint  # emotion features differ by layer
+    assert other.model_fingerprint == whisper.model_fingerprint  # transcripts and word times do not
+
+
 def test_whisper_port_matches_ctranslate2(whisper, speech_factory):
     import ctranslate2
     from faster_whisper import WhisperModel

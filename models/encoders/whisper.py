@@ -269,7 +269,9 @@ class WhisperSpeechEncoder:
         self.layers = tuple(int(layer) % n for layer in layers)
         self.dim = self.encoder.d_model
         self.model_name = model
-        self.fingerprint = f"whisper-encoder:{_file_digest(self.model_dir / 'model.bin')}:layers={','.join(map(str, self.layers))}"
+        # the weights alone identify what the ASR computes; the emotion features also depend on the layers read
+        self.model_fingerprint = f"whisper-encoder:{_file_digest(self.model_dir / 'model.bin')}"
+        self.fingerprint = f"{self.model_fingerprint}:layers={','.join(map(str, self.layers))}"
 
     def hidden_states(self, audios: Sequence[np.ndarray]) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Run the encoder on a batch of (<= 30 s) waveforms: (all hidden states, encoder frame counts)."""
