@@ -124,6 +124,7 @@ def main() -> int:
         ev = evaluate(ckpt, data, builder, meld)
         results[arch] = {
             "minutes": round((time.time() - t0) / 60, 1),
+            "budget": f"{args.epochs} x {args.epoch_size}",
             "best_epoch": result.best_epoch,
             "parameters": int(sum(p.numel() for p in ckpt.model.parameters())),
             "ms": round(timing(ckpt), 2),
@@ -139,14 +140,14 @@ def write(results: dict, args, out: Path) -> None:
     lines = [
         "# Architectures compared on the same data",
         "",
-        "Produced by `python bench/compare.py` (" + f"{args.epochs} epochs of {args.epoch_size} examples at most, early stopping "
+        "Produced by `python bench/compare.py` (" + f"{args.epochs} epochs of {args.epoch_size} examples at most unless the row says otherwise, early stopping "
         "patience 3 on validation accuracy; en-tiny corpora, splits, pairing recipe and cached features; CPU, 2 cores).",
         "Test sets: RAVDESS actors 19-24 (7 classes, calm -> neutral; text = tiny.en transcripts, i.e. neutral words) and "
         "MELD test (2,610 sentences). `fused` = both modalities; `speech-only` = text absent; `text-only` = speech absent; "
         "`espeak fused` = MELD test sentences read by espeak-ng (flat voice) with their text.",
         "",
-        "| architecture | RAVDESS acc | RAVDESS wF1 | RAVDESS UAR | RAVDESS speech-only acc | MELD text wF1 | MELD espeak fused wF1 (- text) | params | ms/utt | train min (best epoch) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| architecture | RAVDESS acc | RAVDESS wF1 | RAVDESS UAR | RAVDESS speech-only acc | MELD text wF1 | MELD espeak fused wF1 (- text) | params | ms/utt | epochs x examples | train min (best epoch) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arch, r in results.items():
         m = r["metrics"]
@@ -154,7 +155,7 @@ def write(results: dict, args, out: Path) -> None:
         fmt = lambda x, a: f"{getattr(x, a):.3f}" if x is not None else "-"  # noqa: E731
         delta = f" ({me.weighted_f1 - mt.weighted_f1:+.3f})" if me and mt else ""
         lines.append(f"| {arch} | {fmt(rp, 'accuracy')} | {fmt(rp, 'weighted_f1')} | {fmt(rp, 'uar')} | {fmt(rs, 'accuracy')} | "
-                     f"{fmt(mt, 'weighted_f1')} | {fmt(me, 'weighted_f1')}{delta} | {r['parameters']:,} | {r['ms']} | {r['minutes']} ({r['best_epoch']}) |")
+                     f"{fmt(mt, 'weighted_f1')} | {fmt(me, 'weighted_f1')}{delta} | {r['parameters']:,} | {r['ms']} | {r.get('budget', f'{args.epochs} x {args.epoch_size}')} | {r['minutes']} ({r['best_epoch']}) |")
     lines += ["", "Single-modality baselines ignore the other input, so their fused figures equal their own branch's.",
               "This budget is a small fraction of the shipped model's (at most 30 epochs of 12,000; best at epoch 4): it "
               "ranks how fast each architecture learns from the same data more than what it reaches. Trained in full, "
