@@ -91,6 +91,8 @@ def main() -> int:
     ap.add_argument("--runs", default="runs/compare")
     ap.add_argument("--out", default="docs/results.md")
     ap.add_argument("--resume", action="store_true", help="keep the architectures already in the --out .json; train the rest")
+    ap.add_argument("--retime", action="store_true", help="with --resume: measure ms/utterance again for the kept ones "
+                    "(from their checkpoints in --runs), all in this one run on an otherwise idle machine")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     archs = list(architecture_names()) if args.archs == "all" else args.archs.split(",")
@@ -103,6 +105,9 @@ def main() -> int:
         for arch, r in json.loads(done.read_text()).items():
             results[arch] = {**r, "metrics": {k: Metrics(**v) for k, v in r["metrics"].items()}}
         logging.info("resuming: %s already measured", ", ".join(results))
+        if args.retime:
+            for arch in results:
+                results[arch]["ms"] = round(timing(load_checkpoint(runs / arch)), 2)
     prepared = {}
     for arch in archs:
         if arch in results:
