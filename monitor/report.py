@@ -36,7 +36,7 @@ from pathlib import Path
 
 from emomon.errors import InputError, OutputError
 from emomon.monitor.affect import CIRCUMPLEX, AffectTracker, valence_arousal
-from emomon.monitor.sinks import _output_error
+from emomon.monitor.sinks import make_private_folder, output_error
 
 #: Columns every session CSV has; a file without them is not one.
 REQUIRED = ("session_id", "speaker", "start_s", "end_s", "emotion")
@@ -575,7 +575,7 @@ def _write_private(path: Path, data: bytes) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     except OSError as exc:
-        raise _output_error(path, exc, "create") from None
+        raise output_error(path, exc, "create") from None
     try:
         try:
             os.fchmod(fd, 0o600)
@@ -590,7 +590,7 @@ def _write_private(path: Path, data: bytes) -> None:
             tmp.unlink()
         except OSError:
             pass
-        raise _output_error(path, exc, "write") from None
+        raise output_error(path, exc, "write") from None
 
 
 def write_report(csv_path: Path, out_dir: Path | None = None) -> tuple[Path, Path]:
@@ -600,10 +600,7 @@ def write_report(csv_path: Path, out_dir: Path | None = None) -> tuple[Path, Pat
     session = read_session(csv_path)
     folder = Path(out_dir) if out_dir is not None else csv_path.parent
     if not folder.exists():
-        try:
-            folder.mkdir(mode=0o700, parents=True)
-        except OSError as exc:
-            raise _output_error(folder, exc, "create folder") from None
+        make_private_folder(folder)
     elif not folder.is_dir():
         raise OutputError(f"cannot write the report into {folder}: it is not a folder")
     html_path = folder / f"{csv_path.stem}.html"

@@ -38,7 +38,7 @@ def iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
 
 
-def _output_error(path: Path, exc: OSError, what: str) -> OutputError:
+def output_error(path: Path, exc: OSError, what: str) -> OutputError:
     reason = {
         errno.ENOENT: "the folder does not exist",
         errno.EACCES: "permission denied",
@@ -48,6 +48,14 @@ def _output_error(path: Path, exc: OSError, what: str) -> OutputError:
         errno.EISDIR: "it is a directory",
     }.get(exc.errno, exc.strerror or str(exc))
     return OutputError(f"cannot {what} {path}: {reason}")
+
+
+def make_private_folder(folder: Path) -> None:
+    """Create ``folder`` and any missing parents, the folder itself user-only (0700); a refusal is one error line."""
+    try:
+        folder.mkdir(mode=0o700, parents=True)
+    except OSError as exc:
+        raise output_error(folder, exc, "create folder") from None
 
 
 def check_output_folder(path: Path, *, create: bool) -> None:
@@ -61,10 +69,7 @@ def check_output_folder(path: Path, *, create: bool) -> None:
     if not folder.exists():
         if not create:
             raise OutputError(f"cannot create {path}: the folder {folder} does not exist")
-        try:
-            folder.mkdir(mode=0o700, parents=True)
-        except OSError as exc:
-            raise _output_error(folder, exc, "create folder") from None
+        make_private_folder(folder)
     if not folder.is_dir():
         raise OutputError(f"cannot create {path}: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -77,7 +82,7 @@ def create_private_file(path: Path) -> TextIO:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
-        raise _output_error(path, exc, "create") from None
+        raise output_error(path, exc, "create") from None
     os.fchmod(fd, 0o600)  # the umask cannot widen it, but make it explicit
     return io.open(fd, "w", newline="", encoding="utf-8")
 
@@ -113,7 +118,7 @@ class CsvSink:
             if self.fsync:
                 os.fsync(self._f.fileno())
         except OSError as exc:
-            raise _output_error(self.path, exc, "write") from None
+            raise output_error(self.path, exc, "write") from None
 
     def write(self, r: Result) -> None:
         u = r.utterance
@@ -161,7 +166,7 @@ class AudioSaver:
         except FileExistsError:
             raise OutputError(f"{self.folder} already exists; emomon does not mix sessions' audio") from None
         except OSError as exc:
-            raise _output_error(self.folder, exc, "create folder") from None
+            raise output_error(self.folder, exc, "create folder") from None
         self.files = 0
 
     def write(self, r: Result) -> None:
@@ -181,7 +186,7 @@ class AudioSaver:
                 w.setframerate(16000)
                 w.writeframes((np.clip(u.audio, -1, 1) * 32767).astype("<i2").tobytes())
         except OSError as exc:
-            raise _output_error(path, exc, "write") from None
+            raise output_error(path, exc, "write") from None
         self.files += 1
 
     def notice(self, message: str) -> None:
