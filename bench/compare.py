@@ -117,8 +117,8 @@ def main() -> int:
             cfg = dataclasses.replace(cfg, encoders=dataclasses.replace(cfg.encoders, speech=dataclasses.replace(cfg.encoders.speech, name="mfcc", n_mfcc=40)))
         key = cfg.encoders.speech.name
         if key not in prepared:
-            data = prepare_data(cfg, word_times=True)
-            builder = FeatureBuilder(cfg)
+            data = prepare_data(cfg, word_times=True, work_dir=runs)
+            builder = FeatureBuilder(cfg, text_layers=data.text_layers)
             meld = [it for s in data.sources if s.name == "meld" for it in s.items if it.split == "test"]
             builder.synth_features(meld, data.bank, voice="en-us")  # flat-voice reading of MELD test
             prepared[key] = (data, builder, meld)

@@ -9,6 +9,10 @@
   speech-only accuracy.
 - Unseen speakers of other languages held out in training: ASED (Amharic) speakers 61-65, nEMO (Polish) MP0.
 - Checkpoint size, parameters, and milliseconds per utterance on CPU (fusion model alone, and text encoder + model).
+
+With a speaker-baseline model, each test speaker's clips are streamed in a fixed order through the running baseline,
+as the live monitor hears a session (the first clip is judged on the population prior alone); RAVDESS is also
+reported with every clip judged as a stranger's first utterance, to show what the baseline contributes.
 """
 
 from __future__ import annotations
@@ -33,11 +37,15 @@ from emomon.models.features import text_key
 from emomon.models.training import evaluate_examples
 
 
-def evaluate(ckpt, source: SourceConfig, modes=("paired", "speech-only", "text-only"), synth_voice: str | None = None):
+def evaluate(ckpt, source: SourceConfig, modes=("paired", "speech-only", "text-only"), synth_voice: str | None = None,
+             strangers: bool = False):
+    """``strangers``: every clip is its own speaker (no speaker-baseline history)."""
     cfg = dataclasses.replace(ckpt.config, data=dataclasses.replace(ckpt.config.data, sources=(source,)))
     srcs = load_sources(cfg, splits=("test",))
-    builder = FeatureBuilder(cfg)
+    builder = FeatureBuilder(cfg, text_layers=ckpt.text_layers)
     bank = builder.build(srcs, train=False)
+    if strangers:
+        bank.speaker_of = {k: f"clip:{k}" for k in bank.speech}
     out = {}
     for mode in modes:
         for name, exs in fixed_examples(cfg, srcs, bank, "test", mode).items():
@@ -74,9 +82,9 @@ def timing(ckpt, n: int = 200) -> dict:
             t0 = time.perf_counter()
             rec.predict_frames(rec.encode_text([sentence]), speech)
             full.append(time.perf_counter() - t0)
-    weights = Path(ckpt.path) / "model.safetensors"
+    files = [Path(ckpt.path) / "model.safetensors"] + ([ckpt.text_layers] if ckpt.text_layers else [])
     return {
-        "checkpoint_mb": round(weights.stat().st_size / 1e6, 2),
+        "checkpoint_mb": round(sum(f.stat().st_size for f in files) / 1e6, 2),
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "fusion_ms_p50": round(1000 * statistics.median(fusion), 2),
         "text_plus_fusion_ms_p50": round(1000 * statistics.median(full), 2),
@@ -112,6 +120,10 @@ def main() -> int:
                     modes=("paired", "speech-only"))
     nemo = evaluate(ckpt, SourceConfig(corpus="nemo", path=str(data / "nemo"), text="asr", test_speakers=("MP0",)), modes=("paired", "speech-only"))
     results = {"ravdess_19_24": rav, "meld_test": meld, "ased_61_65": ased, "nemo_MP0": nemo}
+    if ckpt.model.speaker_baseline is not None:
+        results["ravdess_19_24_first_utterance"] = evaluate(
+            ckpt, SourceConfig(corpus="ravdess", path=str(data / "ravdess"), text="asr", test_speakers=tuple(str(i) for i in range(19, 25))),
+            modes=("paired",), strangers=True)
     speed = timing(ckpt)
 
     print(f"\nModel card figures for {ckpt.path} (measured in {time.time() - t0:.0f} s)\n")

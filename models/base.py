@@ -71,6 +71,8 @@ class FusionModel(nn.Module):
         self.scaler = scaler or JointStandardScaler.identity(text_dim, speech_dim)
         for k, v in self.scaler.tensors().items():
             self.register_buffer(k, v, persistent=False)  # stored in the checkpoint's JSON, not its weights
+        #: Set by training (or the checkpoint) when ``cfg.speaker_baseline`` > 0: frames are read relative to the speaker.
+        self.speaker_baseline = None
         self.text_in = nn.Identity() if self.d_model == text_dim else nn.Linear(text_dim, self.d_model)
         self.speech_in = nn.Identity() if self.d_model == speech_dim else nn.Linear(speech_dim, self.d_model)
 

@@ -43,6 +43,8 @@ class Checkpoint:
     dims: dict[str, int]
     metadata: dict = field(default_factory=dict)
     path: Path | None = None
+    #: The fine-tuned top layers of the text encoder (``encoders.text.tune_layers`` > 0), checked against config.json.
+    text_layers: Path | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -93,13 +95,25 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def save_checkpoint(directory: str | Path, model, config: EmomonConfig, fingerprints: dict[str, str], metadata: dict | None = None) -> Path:
-    """Write ``model`` and its config into ``directory`` (created if needed); files are replaced atomically."""
+def save_checkpoint(directory: str | Path, model, config: EmomonConfig, fingerprints: dict[str, str], metadata: dict | None = None,
+                    text_layers: str | Path | None = None) -> Path:
+    """Write ``model`` and its config into ``directory`` (created if needed); files are replaced atomically.
+    ``text_layers``: the tuned text encoder layers, copied in beside the weights when they live elsewhere."""
     from safetensors.torch import save
 
     directory = Path(directory)
+    if config.encoders.text.tune_layers and text_layers is None:
+        raise ModelError("encoders.text.tune_layers is set: the checkpoint needs its tuned text layers")
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        text_doc = {}
+        if text_layers is not None:
+            from emomon.models.text_tuning import TUNED_TEXT_FILE
+
+            blob_t = Path(text_layers).read_bytes()
+            if Path(text_layers).resolve() != (directory / TUNED_TEXT_FILE).resolve():
+                _atomic_write(directory / TUNED_TEXT_FILE, blob_t)
+            text_doc = {"text_layers": {"file": TUNED_TEXT_FILE, "sha256": hashlib.sha256(blob_t).hexdigest()}}
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         blob = save(state, metadata={"format": FORMAT, "arch": config.model.arch})
         _atomic_write(directory / WEIGHTS_FILE, blob)
@@ -114,7 +128,9 @@ def save_checkpoint(directory: str | Path, model, config: EmomonConfig, fingerpr
             "dims": {"text": model.text_dim, "speech": model.speech_dim},
             "fingerprints": dict(fingerprints),
             "scaler": model.scaler.to_dict(),
+            **({"speaker_baseline": model.speaker_baseline.to_dict()} if model.speaker_baseline is not None else {}),
             "weights": {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(blob).hexdigest(), "parameters": sum(v.numel() for v in state.values())},
+            **text_doc,
             "metadata": metadata or {},
         }
         _atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())
@@ -180,6 +196,13 @@ def load_checkpoint(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str |
         model = build_model(config, dims["text"], dims["speech"], len(config.classes), scaler)
     except ConfigError as exc:
         raise ModelError(f"{directory}: {exc}") from None
+    text_layers = _checked_text_layers(directory, doc) if config.encoders.text.tune_layers else None
+    if config.model.speaker_baseline > 0:
+        from emomon.models.speaker_baseline import SpeakerBaselineOptions
+
+        if not isinstance(doc.get("speaker_baseline"), dict):
+            raise ModelError(f"{directory}: the config asks for speaker baseline normalisation but the checkpoint has no 'speaker_baseline' section")
+        model.speaker_baseline = SpeakerBaselineOptions.from_dict(doc["speaker_baseline"], dims["speech"])
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -193,7 +216,20 @@ def load_checkpoint(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str |
             raise ModelError(f"{directory}: tensor {k} holds NaN or infinite values")
     model.load_state_dict(state)
     model.eval().to(device)
-    return Checkpoint(config, model, fingerprints, dims, dict(doc.get("metadata") or {}), directory)
+    return Checkpoint(config, model, fingerprints, dims, dict(doc.get("metadata") or {}), directory, text_layers)
+
+
+def _checked_text_layers(directory: Path, doc: dict) -> Path:
+    """The tuned text layers file named in config.json, present and matching its SHA-256."""
+    entry = doc.get("text_layers")
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not isinstance(entry.get("sha256"), str):
+        raise ModelError(f"{directory}: the config tunes the text encoder but config.json names no tuned text layers")
+    path = directory / Path(entry["file"]).name
+    if not path.is_file():
+        raise ModelError(f"{directory}: tuned text layers {path.name} are missing")
+    if _sha256(path) != entry["sha256"]:
+        raise ModelError(f"{path} is corrupt or truncated (SHA-256 does not match the one recorded in {CONFIG_FILE})")
+    return path
 
 
 def with_config(ckpt: Checkpoint, **changes) -> EmomonConfig:

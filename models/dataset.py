@@ -99,15 +99,30 @@ class FeatureBank:
     token_spans: dict[str, list] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)  # text key -> the text
     frame_rate: float = 50.0  # speech frames per second (set from the encoder)
+    #: Speaker baseline normalisation (models/speaker_baseline.py): who speaks in each speech key (one id per
+    #: corpus speaker and augmentation copy, or per espeak-ng voice), and the offset each key's frames get added.
+    speaker_of: dict[str, str] = field(default_factory=dict)
+    offsets: dict[str, np.ndarray] = field(default_factory=dict)
+    offsets_owner: object = None  # the SpeakerBaselineOptions the offsets were computed with
+
+    def utterance_mean(self, key: str) -> np.ndarray:
+        return self.speech[key].astype(np.float32).mean(0)
+
+    def speech_frames(self, key: str) -> np.ndarray:
+        """A speech key's frames with its speaker-baseline offset applied (when one is set)."""
+        x = self.speech[key]
+        off = self.offsets.get(key)
+        return x if off is None else x.astype(np.float32) + off
 
 
 class FeatureBuilder:
     """Computes (or loads from the cache) everything a preset's training or evaluation needs."""
 
-    def __init__(self, cfg: EmomonConfig, store: FeatureStore | None = None, device: str = "cpu"):
+    def __init__(self, cfg: EmomonConfig, store: FeatureStore | None = None, device: str = "cpu", text_layers=None):
         self.cfg = cfg
         self.store = store or FeatureStore()
         self.device = device
+        self.text_layers = text_layers  # tuned text encoder layers (models/text_tuning.py), when the preset tunes them
         self._speech = self._text = self._asr = None
 
     @property
@@ -123,7 +138,7 @@ class FeatureBuilder:
         if self._text is None:
             from emomon.models.encoders import build_text_encoder
 
-            self._text = build_text_encoder(self.cfg.encoders.text, self.device)
+            self._text = build_text_encoder(self.cfg.encoders.text, self.device, self.text_layers)
         return self._text
 
     @property
@@ -172,6 +187,7 @@ class FeatureBuilder:
                     break
                 by_key[key] = (it, v)
                 per_item[it.id].append(key)
+                bank.speaker_of[key] = f"{source.name}:{it.speaker}#v{v}"
         babble_pool = train or items
 
         def compute(keys: list[str]) -> list[np.ndarray]:
@@ -237,7 +253,7 @@ class FeatureBuilder:
 
         ``voice=None`` varies voice, rate and pitch per sentence (training); a voice name reads all with it.
         """
-        from emomon.models.data.synth import speak, speak_varied
+        from emomon.models.data.synth import speak, speak_varied, varied_voice
 
         enc = self.speech_encoder
         tag = f"synth-{voice}" if voice else "synth"
@@ -251,6 +267,7 @@ class FeatureBuilder:
         bank.speech.update(arrays)
         for k, it in keys.items():
             bank.synth_key[it.id] = k
+            bank.speaker_of[k] = f"espeak:{voice or varied_voice(k)[0]}"
 
     def alignments(self, sources: list[Source], bank: FeatureBank) -> None:
         """Word timings of each clip's own text (clean audio and espeak-ng renderings), by forced alignment."""
@@ -307,9 +324,12 @@ class FeatureBuilder:
                 else:
                     bank.text_of[it.id] = it.text or None
         if train and self.cfg.data.synth_sentences:
-            pool = [it for s in sources if not s.has_audio for it in s.items if it.split == "train" and it.text]
-            pool.sort(key=lambda it: _stable_hash(it.id))
-            self.synth_features(pool[: self.cfg.data.synth_sentences], bank)
+            pool = []
+            for s in sources:  # the same number from each text corpus, so a big one does not crowd out the others
+                if not s.has_audio:
+                    mine = sorted((it for it in s.items if it.split == "train" and it.text), key=lambda it: _stable_hash(it.id))
+                    pool += mine[: self.cfg.data.synth_sentences]
+            self.synth_features(pool, bank)
         self.text_features([t for t in bank.text_of.values() if t], bank)
         if word_times:
             self.alignments(sources, bank)
@@ -449,7 +469,7 @@ def collate(examples: list[Example], bank: FeatureBank, text_dim: int, speech_di
     empty_t = np.zeros((0, text_dim), np.float32)
     empty_s = np.zeros((0, speech_dim), np.float32)
     text = Frames.pad([bank.text[e.text] if e.text else empty_t for e in examples], dim=text_dim)
-    speech = Frames.pad([bank.speech[e.speech] if e.speech else empty_s for e in examples], dim=speech_dim)
+    speech = Frames.pad([bank.speech_frames(e.speech) if e.speech else empty_s for e in examples], dim=speech_dim)
     labels = torch.tensor([e.label for e in examples], dtype=torch.long)
     if frame_rate is None:
         return text, speech, labels, None

@@ -51,7 +51,7 @@ def evaluate_checkpoint(ckpt: Checkpoint, sources: tuple[SourceConfig, ...] | No
         for s in srcs:
             s.items = [dataclasses.replace(it, split="test") for it in s.items]
         split = "test"
-    builder = FeatureBuilder(cfg, store, device=device)
+    builder = FeatureBuilder(cfg, store, device=device, text_layers=ckpt.text_layers)
     bank = builder.build(srcs, train=False, word_times=bool(getattr(ckpt.model, "uses_word_times", False)))
     bank.frame_rate = builder.speech_encoder.frame_rate
     got = builder.fingerprints()

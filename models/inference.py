@@ -41,6 +41,14 @@ class EmotionRecognizer:
         self.model = self.ckpt.model.to(self.device).eval()
         self.classes = self.ckpt.classes
         self._text = self._speech = None
+        opts = getattr(self.model, "speaker_baseline", None)
+        if opts is not None:
+            from emomon.models.speaker_baseline import SpeakerBaseline
+
+            #: Running per-speaker baselines of this session (see models/speaker_baseline.py).
+            self.baselines = SpeakerBaseline(opts)
+        else:
+            self.baselines = None
 
     @property
     def config(self):
@@ -51,7 +59,7 @@ class EmotionRecognizer:
         if self._text is None:
             from emomon.models.encoders import build_text_encoder
 
-            self._text = build_text_encoder(self.config.encoders.text, self.device)
+            self._text = build_text_encoder(self.config.encoders.text, self.device, self.ckpt.text_layers)
             self._check("text", self._text)
         return self._text
 
@@ -87,6 +95,13 @@ class EmotionRecognizer:
     def encode_speech(self, audios: Sequence[np.ndarray]) -> Frames:
         return self.speech_encoder.encode(audios)
 
+    def normalise_speakers(self, frames: Sequence[np.ndarray], speakers: Sequence[str | None]) -> list[np.ndarray]:
+        """Each utterance's speech frames relative to its speaker's running baseline, in order (the utterances join
+        their speakers' baselines). Unchanged when the model has no speaker baseline; ``None`` = unknown speaker."""
+        if self.baselines is None:
+            return list(frames)
+        return [self.baselines.normalise(sp, f) for f, sp in zip(frames, speakers)]
+
     # ------------------------------------------------------------------------------------------------ prediction
     @property
     def uses_word_times(self) -> bool:
@@ -121,14 +136,23 @@ class EmotionRecognizer:
             ))
         return preds
 
-    def predict(self, audios: Sequence[np.ndarray | None], texts: Sequence[str | None]) -> list[Prediction]:
-        """Predictions for utterances (16 kHz float32 audio, or ``None``) with their transcripts (or ``None``)."""
+    def predict(self, audios: Sequence[np.ndarray | None], texts: Sequence[str | None],
+                speakers: Sequence[str | None] | None = None) -> list[Prediction]:
+        """Predictions for utterances (16 kHz float32 audio, or ``None``) with their transcripts (or ``None``).
+
+        ``speakers`` names who says each utterance: with a speaker-baseline model, a named speaker's utterances are
+        judged against their own running baseline (kept across calls); ``None`` judges each utterance on its own.
+        """
         if len(audios) != len(texts):
             raise ValueError("audios and texts differ in length")
+        speakers = list(speakers) if speakers is not None else [None] * len(audios)
+        if len(speakers) != len(audios):
+            raise ValueError("speakers and audios differ in length")
         dim = self.ckpt.dims["speech"]
         present = [i for i, a in enumerate(audios) if a is not None and len(a)]
         seqs: list[np.ndarray] = [np.zeros((0, dim), np.float32) for _ in audios]
         if present:
-            for i, s in zip(present, self.encode_speech([audios[i] for i in present]).unbatch()):
+            encoded = self.encode_speech([audios[i] for i in present]).unbatch()
+            for i, s in zip(present, self.normalise_speakers(encoded, [speakers[i] for i in present])):
                 seqs[i] = s
         return self.predict_frames(self.encode_text(texts), Frames.pad(seqs, dim=dim))

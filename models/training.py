@@ -45,6 +45,10 @@ def predict_examples(model, examples: list[Example], bank: FeatureBank, batch_si
     model.eval()
     fused, steps = [], {}
     rate = _frame_rate(model, bank)
+    if getattr(model, "speaker_baseline", None) is not None:
+        from emomon.models.speaker_baseline import stream_offsets
+
+        stream_offsets(bank, [e.speech for e in examples if e.speech], model.speaker_baseline)
     with torch.inference_mode():
         for batch in batches(examples, batch_size):
             text, speech, _, extras = collate(batch, bank, model.text_dim, model.speech_dim, rate)
@@ -76,7 +80,7 @@ def fit_scaler(bank: FeatureBank, examples: list[Example], model, limit: int = 4
 
     def speech_frames():
         for k in speech_keys:
-            x = torch.from_numpy(bank.speech[k].astype(np.float32))
+            x = torch.from_numpy(np.asarray(bank.speech_frames(k), dtype=np.float32))
             yield (align_length(x, model.cfg.speech_len) if model.aligns_speech else x).numpy()
 
     def text_frames():
@@ -95,22 +99,43 @@ class PreparedData:
     fingerprints: dict[str, str]
     text_dim: int
     speech_dim: int
+    text_layers: Path | None = None  # the tuned text encoder layers (encoders.text.tune_layers > 0)
 
 
-def prepare_data(cfg: EmomonConfig, *, store: FeatureStore | None = None, device: str = "cpu", word_times: bool | None = None) -> PreparedData:
-    """Read the preset's corpora and compute (or load from the cache) every feature training needs."""
+def prepare_data(cfg: EmomonConfig, *, store: FeatureStore | None = None, device: str = "cpu", word_times: bool | None = None,
+                 work_dir: str | Path | None = None) -> PreparedData:
+    """Read the preset's corpora, tune the text encoder's top layers when the preset asks (written to
+    ``work_dir``), and compute (or load from the cache) every feature training needs."""
     from emomon.models.registry import model_class
 
     sources = load_sources(cfg)
     for s in sources:
         counts = {sp: sum(1 for it in s.items if it.split == sp) for sp in ("train", "val", "test")}
         logger.info("source %s: %d train, %d val, %d test items", s.name, counts["train"], counts["val"], counts["test"])
-    builder = FeatureBuilder(cfg, store, device=device)
+    text_layers = None
+    if cfg.encoders.text.tune_layers:
+        from emomon.models.text_tuning import TUNED_TEXT_FILE, tune_text_encoder
+
+        from emomon.models.features import default_cache_root
+
+        work = Path(work_dir) if work_dir is not None else (store.root if store else default_cache_root()).parent / "tuned"
+        text_layers = tune_text_encoder(cfg, sources, work / TUNED_TEXT_FILE, device=device,
+                                        cache_dir=(store.root.parent / "tuned") if store else None)
+    builder = FeatureBuilder(cfg, store, device=device, text_layers=text_layers)
     if word_times is None:
         word_times = bool(getattr(model_class(cfg.model.arch), "uses_word_times", False))
     bank = builder.build(sources, train=True, word_times=word_times)
     bank.frame_rate = builder.speech_encoder.frame_rate
-    return PreparedData(sources, bank, builder.fingerprints(), builder.text_encoder.dim, builder.speech_encoder.dim)
+    return PreparedData(sources, bank, builder.fingerprints(), builder.text_encoder.dim, builder.speech_encoder.dim, text_layers)
+
+
+def _draw_offsets(bank: FeatureBank, examples: list[Example], pool: list[str], model, rng: np.random.Generator) -> None:
+    """Fresh random speaker baselines for an epoch's training examples (no-op without speaker baseline)."""
+    if model.speaker_baseline is None:
+        return
+    from emomon.models.speaker_baseline import random_offsets
+
+    random_offsets(bank, [e.speech for e in examples if e.speech], pool, model.speaker_baseline, rng)
 
 
 @dataclass
@@ -130,7 +155,7 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     dev = pick_device(device or cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     rng = np.random.default_rng(cfg.train.seed)
-    data = data or prepare_data(cfg, store=store, device=str(dev))
+    data = data or prepare_data(cfg, store=store, device=str(dev), work_dir=out_dir)
     sources, bank, fingerprints = data.sources, data.bank, data.fingerprints
     text_dim, speech_dim = data.text_dim, data.speech_dim
     sampler = ExampleSampler(cfg, sources, bank)
@@ -142,6 +167,13 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
 
     model = build_model(cfg, text_dim, speech_dim, len(cfg.classes)).to(dev)
     first_epoch = sampler.epoch(rng, cfg.train.epoch_size)
+    baseline_pool: list[str] = []
+    if cfg.model.speaker_baseline > 0:
+        from emomon.models.speaker_baseline import fit_population
+
+        baseline_pool = sorted({k for keys in sampler.speech_by_label.values() for k in keys} | set(bank.synth_key.values()))
+        model.speaker_baseline = fit_population(bank, baseline_pool, cfg.model.speaker_baseline)
+        _draw_offsets(bank, first_epoch, baseline_pool, model, rng)
     model.set_scaler(fit_scaler(bank, first_epoch, model, seed=cfg.train.seed))
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.train.weight_decay:
@@ -155,7 +187,11 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     grad_scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and not torch.cuda.is_bf16_supported())
     best, best_epoch, bad, history = -1.0, -1, 0, []
     for epoch in range(cfg.train.max_epochs):
-        examples = first_epoch if epoch == 0 else sampler.epoch(rng, cfg.train.epoch_size)
+        if epoch > 0:
+            examples = sampler.epoch(rng, cfg.train.epoch_size)
+            _draw_offsets(bank, examples, baseline_pool, model, rng)
+        else:
+            examples = first_epoch
         model.train()
         t0, losses = time.time(), []
         with progress_bar(f"epoch {epoch + 1}/{cfg.train.max_epochs}", len(examples)) as advance:
@@ -180,7 +216,8 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
                     ", ".join(f"{k} {v:.3f}" for k, v in val.items()), "  * best" if improved else "")
         if improved:
             best, best_epoch, bad = val_acc, epoch + 1, 0
-            save_checkpoint(out_dir, model, cfg, fingerprints, {"training": {"epoch": epoch + 1, "val_accuracy": val_acc, "val": val}})
+            save_checkpoint(out_dir, model, cfg, fingerprints, {"training": {"epoch": epoch + 1, "val_accuracy": val_acc, "val": val}},
+                            text_layers=data.text_layers)
         else:
             bad += 1
             if bad >= cfg.train.patience:
@@ -199,6 +236,6 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
                      "sources": [{"name": s.name, "corpus": s.config.corpus, "items": len(s.items)} for s in sources]},
         "test": test,
     }
-    save_checkpoint(out_dir, best_model, cfg, fingerprints, metadata)
+    save_checkpoint(out_dir, best_model, cfg, fingerprints, metadata, text_layers=data.text_layers)
     (out_dir / "metrics.json").write_text(json.dumps({"config": config_to_dict(cfg), **metadata}, indent=1) + "\n")
     return TrainResult(out_dir, best_epoch, best, history, test)

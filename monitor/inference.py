@@ -116,6 +116,8 @@ class InferenceWorker(threading.Thread):
             if need:
                 for i, f in zip(need, rec.encode_speech([items[i].utterance.audio for i in need]).unbatch()):
                     frames[i] = f
+            # in arrival order, so each speaker's running baseline grows as the session goes
+            frames = rec.normalise_speakers(frames, [t.utterance.speaker for t in items])
             extras = None
             if rec.uses_word_times:
                 extras = rec.word_time_extras(

@@ -49,19 +49,36 @@ def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * 16000), np.float32)
 
 
-@pytest.fixture(scope="session")
-def random_checkpoint(tmp_path_factory):
-    """A HyFusER checkpoint with random weights on the default encoders: for pipeline behaviour, not accuracy."""
-    import torch
+def untrained_preset(name: str = "en-tiny"):
+    """A preset's shape without what only its training makes: the text encoder frozen (no tuned layers to load) and
+    no speaker baseline (no population mean). For tests that build checkpoints from random weights."""
+    import dataclasses
 
     from emomon.config import load_config
+
+    cfg = load_config(name)
+    return dataclasses.replace(cfg, encoders=dataclasses.replace(cfg.encoders, text=dataclasses.replace(cfg.encoders.text, tune_layers=0)),
+                               model=dataclasses.replace(cfg.model, speaker_baseline=0.0))
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory):
+    """A HyFusER checkpoint with random weights on the default encoders: for pipeline behaviour, not accuracy.
+    It keeps a speaker baseline (population mean 0), so the runtime's per-speaker path is exercised."""
+    import dataclasses
+
+    import torch
+
     from emomon.models.checkpoint import save_checkpoint
     from emomon.models.encoders import build_speech_encoder, build_text_encoder
     from emomon.models.registry import build_model
+    from emomon.models.speaker_baseline import SpeakerBaselineOptions
 
-    cfg = load_config("en-tiny")
+    cfg = untrained_preset()
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, speaker_baseline=3.0))
     torch.manual_seed(0)
     model = build_model(cfg, 384, 384, len(cfg.classes))
+    model.speaker_baseline = SpeakerBaselineOptions(np.zeros(384, np.float32), 3.0)
     fps = {"text": build_text_encoder(cfg.encoders.text).fingerprint, "speech": build_speech_encoder(cfg.encoders.speech).fingerprint}
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "random", model, cfg, fps)
 

@@ -12,6 +12,8 @@ from emomon.models.checkpoint import load_checkpoint, save_checkpoint
 from emomon.models.encoders.base import Frames
 from emomon.models.registry import architecture_names, build_model, model_class
 
+from conftest import untrained_preset
+
 D = 16
 ARCHS = architecture_names()
 TINY = dict(text_len=8, speech_len=10, layers=1, heads=2, ff_dim=32, dropout=0.0, lstm_hidden=16, lstm_layers=2,
@@ -105,7 +107,7 @@ def test_text_and_speech_widths_may_differ(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_checkpoint_round_trip(arch, tmp_path):
-    cfg = dataclasses.replace(load_config("en-tiny"), model=tiny_cfg(arch, moe_top_k=2))
+    cfg = dataclasses.replace(untrained_preset(), model=tiny_cfg(arch, moe_top_k=2))
     torch.manual_seed(0)
     model = build_model(cfg, D, D, len(cfg.classes)).eval()
     path = save_checkpoint(tmp_path / arch, model, cfg, {"text": "t:1", "speech": "s:1"})
@@ -292,7 +294,7 @@ def test_live_path_runs_with_each_architecture(tmp_path, arch, short_talk):
     from emomon.monitor.sinks import CsvSink
     from emomon.monitor.sources import MicSource
 
-    cfg = load_config("en-tiny")
+    cfg = untrained_preset()
     speech_cfg = dataclasses.replace(cfg.encoders.speech, name="mfcc") if arch == "merhan" else cfg.encoders.speech
     cfg = dataclasses.replace(cfg, encoders=dataclasses.replace(cfg.encoders, speech=speech_cfg),
                               model=dataclasses.replace(cfg.model, arch=arch, mc_passes=2))

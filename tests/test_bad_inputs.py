@@ -18,7 +18,7 @@ import pytest
 
 from emomon.models.data.synth import write_wav
 
-from conftest import error_lines, requires_espeak, run_emomon
+from conftest import error_lines, requires_espeak, run_emomon, untrained_preset
 
 SR = 16000
 
@@ -235,7 +235,7 @@ def test_checkpoint_for_other_encoders(tmp_path):
     from emomon.models.checkpoint import save_checkpoint
     from emomon.models.registry import build_model
 
-    cfg = load_config("en-tiny")
+    cfg = untrained_preset()
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, d_model=384))
     torch.manual_seed(0)
     ck = save_checkpoint(tmp_path / "other", build_model(cfg, 384, 512, 7), cfg, {"text": "t", "speech": "whisper-encoder:other"})
@@ -257,7 +257,7 @@ def test_checkpoint_for_other_classes_works_with_its_classes(tmp_path):
     from emomon.models.encoders import build_speech_encoder, build_text_encoder
     from emomon.models.registry import build_model
 
-    cfg = dataclasses.replace(load_config("en-tiny"), classes=("angry", "happy", "neutral", "sad"))
+    cfg = dataclasses.replace(untrained_preset(), classes=("angry", "happy", "neutral", "sad"))
     torch.manual_seed(0)
     fps = {"text": build_text_encoder(cfg.encoders.text).fingerprint, "speech": build_speech_encoder(cfg.encoders.speech).fingerprint}
     ck = save_checkpoint(tmp_path / "four", build_model(cfg, 384, 384, 4), cfg, fps)

@@ -14,12 +14,14 @@ from emomon.models.encoders.base import Frames
 from emomon.models.registry import build_model
 from emomon.models.scaler import JointStandardScaler
 
+from conftest import untrained_preset
+
 D = 16
 
 
 @pytest.fixture
 def cfg():
-    base = load_config("en-tiny")
+    base = untrained_preset()
     return dataclasses.replace(base, model=ModelConfig(text_len=8, speech_len=6, ff_dim=32, layers=2))
 
 

@@ -48,6 +48,7 @@ text_len = 16
 speech_len = 12
 layers = 1
 ff_dim = 64
+speaker_baseline = 2.0
 [train]
 lr = 1e-3
 max_epochs = 3
@@ -65,6 +66,7 @@ path = "{manifest}"
     assert "test manifest" in printed and (out / "model.safetensors").is_file() and (out / "metrics.json").is_file()
     doc = json.loads((out / "config.json").read_text())
     assert doc["config"]["classes"] == ["angry", "happy", "neutral", "sad"]
+    assert len(doc["speaker_baseline"]["population_mean"]) == 384 and doc["speaker_baseline"]["prior_weight"] == 2.0
     assert set(doc["metadata"]["test"]["manifest"]) == {"paired", "text-only", "speech-only"}
     report = tmp_path / "eval.json"
     assert main(["eval", str(out), "--manifest", str(manifest), "--split", "test", "--json", str(report), "--mode", "paired"]) == 0

@@ -38,10 +38,16 @@ def speak(text: str, voice: str = "en-us", rate: int = 165, pitch: int = 50, gap
         return load_audio(wav)
 
 
+def varied_voice(seed_key: str) -> tuple[str, int, int]:
+    """The (voice, rate, pitch) :func:`speak_varied` uses for ``seed_key``."""
+    rng = np.random.default_rng(zlib.crc32(seed_key.encode()))
+    return str(rng.choice(VOICES)), int(rng.integers(140, 190)), int(rng.integers(35, 66))
+
+
 def speak_varied(text: str, seed_key: str) -> np.ndarray:
     """``text`` with a voice, rate and pitch picked deterministically from ``seed_key``."""
-    rng = np.random.default_rng(zlib.crc32(seed_key.encode()))
-    return speak(text, voice=str(rng.choice(VOICES)), rate=int(rng.integers(140, 190)), pitch=int(rng.integers(35, 66)))
+    voice, rate, pitch = varied_voice(seed_key)
+    return speak(text, voice=voice, rate=rate, pitch=pitch)
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 16_000, channels: int = 1) -> Path:

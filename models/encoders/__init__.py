@@ -12,11 +12,17 @@ if TYPE_CHECKING:
 __all__ = ["SAMPLE_RATE", "Frames", "SpeechEncoder", "TextEncoder", "build_speech_encoder", "build_text_encoder", "pick_device"]
 
 
-def build_text_encoder(cfg: "TextEncoderConfig", device="cpu") -> TextEncoder:
-    """``minilm`` (packaged) or any transformers text checkpoint by name/path."""
+def build_text_encoder(cfg: "TextEncoderConfig", device="cpu", tuned_layers=None) -> TextEncoder:
+    """``minilm`` (packaged) or any transformers text checkpoint by name/path; with ``cfg.tune_layers``, the tuned
+    top layers (a ``text_encoder.safetensors`` file, see models/text_tuning.py) are loaded over it."""
     from emomon.models.encoders.text import TransformersTextEncoder
 
-    return TransformersTextEncoder(cfg.name, layer=cfg.layer, max_tokens=cfg.max_tokens, device=device)
+    if cfg.tune_layers and tuned_layers is None:
+        from emomon.errors import ModelError
+
+        raise ModelError("encoders.text.tune_layers is set, but no tuned text layers were given (text_encoder.safetensors)")
+    return TransformersTextEncoder(cfg.name, layer=cfg.layer, max_tokens=cfg.max_tokens, device=device,
+                                   tuned_layers=tuned_layers if cfg.tune_layers else None)
 
 
 def build_speech_encoder(cfg: "SpeechEncoderConfig", device="cpu") -> SpeechEncoder:

@@ -32,7 +32,8 @@ def packaged_minilm_dir() -> Path:
 class TransformersTextEncoder:
     """Token states (including [CLS]/[SEP]) of one hidden layer of a transformers text model."""
 
-    def __init__(self, name: str = "minilm", layer: int = -1, max_tokens: int = 64, device: torch.device | str = "cpu"):
+    def __init__(self, name: str = "minilm", layer: int = -1, max_tokens: int = 64, device: torch.device | str = "cpu",
+                 tuned_layers: Path | None = None):
         from transformers import AutoModel, AutoTokenizer
 
         source = str(packaged_minilm_dir()) if name == "minilm" else name
@@ -51,6 +52,10 @@ class TransformersTextEncoder:
 
             raise ModelError(f"encoders.text.layer: {name} has hidden states 0..{n_layers}, not {layer}")
         self.fingerprint = f"text:{name}:{weights_digest(source)}:layer={layer}:max={max_tokens}"
+        if tuned_layers is not None:  # top layers fine-tuned for emotion (models/text_tuning.py)
+            from emomon.models.text_tuning import load_tuned_layers
+
+            self.fingerprint += f":tuned={load_tuned_layers(self.model, tuned_layers)[:16]}"
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int] | None]]:
         """Character span of each token :meth:`encode` produces (None for special tokens), per text."""

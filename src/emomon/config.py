@@ -39,6 +39,13 @@ class TextEncoderConfig:
     name: str = _opt("minilm", doc="'minilm' (packaged, offline) or any transformers checkpoint name or local path")
     layer: int = _opt(-1, lo=-64, hi=64, doc="hidden layer whose token states are used (-1 = last)")
     max_tokens: int = _opt(64, lo=4, hi=1024, doc="longest token sequence kept (the tokenizer truncates)")
+    tune_layers: int = _opt(
+        0, lo=0, hi=64, doc="top layers fine-tuned on the preset's labelled text before features are taken (0 = frozen encoder)"
+    )
+    tune_epochs: int = _opt(2, lo=1, hi=100, doc="epochs of that fine-tuning (the epoch with the best validation weighted F1 is kept)")
+    tune_lr: float = _opt(3e-5, lo=1e-7, hi=1.0, doc="AdamW learning rate of that fine-tuning")
+    tune_epoch_size: int = _opt(0, lo=0, hi=10_000_000, doc="sentences per tuning epoch, split by source weight (0 = all once)")
+    tune_corpora: tuple[str, ...] = _opt((), doc="text-only corpora the tuning reads (empty = all of the preset's)")
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,10 @@ class ModelConfig:
     d_model: int = _opt(0, lo=0, hi=8192, doc="model width; 0 = the encoders' feature size (must then match)")
     step_loss_weight: float = _opt(
         0.0, lo=0.0, hi=10.0, doc="weight of extra per-step cross-entropy terms (0 = seed: loss on the ensemble only)"
+    )
+    speaker_baseline: float = _opt(
+        0.0, lo=0.0, hi=1000.0,
+        doc="speaker baseline normalisation: weight (in utterances) of the population prior; 0 = off (models/speaker_baseline.py)",
     )
     # architecture-specific settings (each is ignored by the architectures that do not name it)
     moe_experts: int = _opt(5, lo=1, hi=256, doc="complementary: experts in each mixture of experts (seed: 5)")
@@ -151,7 +162,7 @@ class DataConfig:
     root: str = _opt("../shared/data", doc="folder the sources' relative paths start from (relative to the current directory; $EMOMON_DATA overrides it)")
     sources: tuple[SourceConfig, ...] = _opt((), doc="corpora, each a [[data.sources]] table")
     augment_copies: int = _opt(2, lo=0, hi=32, doc="augmented copies of each training clip (noise, gain, speed, reverb)")
-    synth_sentences: int = _opt(0, lo=0, hi=1_000_000, doc="text-corpus sentences read by espeak-ng as flat-voice speech")
+    synth_sentences: int = _opt(0, lo=0, hi=1_000_000, doc="training sentences of each text-only corpus read by espeak-ng as flat-voice speech")
     p_text_drop: float = _opt(0.15, lo=0.0, hi=1.0, doc="modality dropout: chance that a paired example loses its text")
     p_speech_drop: float = _opt(0.1, lo=0.0, hi=1.0, doc="modality dropout: chance that an example loses its speech")
     p_label_pair: float = _opt(0.2, lo=0.0, hi=1.0, doc="chance that an unpaired example is paired by label instead of with a neutral partner")
