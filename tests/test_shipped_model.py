@@ -26,6 +26,9 @@ def test_default_checkpoint_ships_and_loads():
     assert ck.config.model.arch == "hyfuser" and ck.classes == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
     assert ck.config.encoders.speech.name == "whisper-encoder" and ck.config.encoders.text.name == "minilm"
     assert ck.metadata["test"]["ravdess"]["paired"]["fused"]["n"] == 360  # actors 19-24, 60 clips each
+    # its two trained input adaptations travel with it
+    assert ck.config.encoders.text.tune_layers == 2 and ck.text_layers is not None and ck.text_layers.is_file()
+    assert ck.model.speaker_baseline is not None and ck.model.speaker_baseline.population_mean.shape == (384,)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,25 @@ def test_neutral_words_and_no_words(recognizer):
     assert abs(sum(alone.probs.values()) - 1) < 1e-4
 
 
+# Text alone (the ASR heard the words, no usable speech): sentences whose words leave no doubt, 2-3 per class.
+OBVIOUS_TEXT = [
+    ("I hate you, this makes me so angry!", "angry"), ("Get out of my house, I am furious!", "angry"),
+    ("Stop it right now, you are driving me crazy!", "angry"),
+    ("This is the happiest day ever, I love everyone!", "happy"), ("Thank you so much, this is wonderful!", "happy"),
+    ("We won! I am so excited!", "happy"),
+    ("I miss her so much, I can't stop crying.", "sad"), ("My dog died yesterday and I feel empty.", "sad"),
+    ("I feel so lonely and hopeless.", "sad"),
+    ("I'm scared, someone is following me.", "fear"), ("Please help me, I am terrified!", "fear"),
+    ("I'm afraid I will fail the exam.", "fear"),
+    ("That is disgusting, it smells like rotten garbage.", "disgust"), ("Ew, gross, there is hair in my soup.", "disgust"),
+    ("Wow, I can't believe it, really?", "surprise"), ("What? You're getting married?!", "surprise"),
+    ("The meeting is in room four at ten.", "neutral"), ("Please put the folder on the desk.", "neutral"),
+    ("I will take the bus home.", "neutral"),
+]
+
+
 def test_text_branch_without_speech(recognizer):
-    texts = ["I hate you, this makes me so angry!", "This is the happiest day ever, I love everyone!"]
-    preds = recognizer.predict([None, None], texts)
-    assert [p.label for p in preds] == ["angry", "happy"], [p.probs for p in preds]
+    preds = recognizer.predict([None] * len(OBVIOUS_TEXT), [t for t, _ in OBVIOUS_TEXT])
+    wrong = [(t, want, p.label) for p, (t, want) in zip(preds, OBVIOUS_TEXT) if p.label != want]
+    # chance is ~3 of 19; the shipped model gets 16 (the previous release 19, see the model card)
+    assert len(OBVIOUS_TEXT) - len(wrong) >= 15, wrong
