@@ -237,8 +237,10 @@ class FeatureBuilder:
         return {keys[k].id: v for k, v in got.items()}
 
     def text_features(self, texts: list[str], bank: FeatureBank) -> None:
-        enc = self.text_encoder
         unique = sorted({t for t in texts if t})
+        if not unique:  # speech-only sources: the text encoder is not even loaded
+            return
+        enc = self.text_encoder
         keys = [text_key(t) for t in unique]
         lookup = dict(zip(keys, unique))
 

@@ -9,7 +9,7 @@ the training population's mean with the weight of ``prior_weight`` pseudo-uttera
 
 so a speaker heard once is barely changed, and after a dozen utterances their own voice and channel are factored out.
 On RAVDESS (actors 19-24 unseen) a linear probe on pooled Whisper tiny.en frames goes from 0.744 to 0.797 accuracy
-with this causal estimate (0.817 with each actor's full mean). Long sessions forget slowly: past ``window``
+with this causal estimate (0.828 with each actor's whole mean; ``python bench/speaker_probe.py``). Long sessions forget slowly: past ``window``
 utterances the mean becomes an exponential moving average, so a voice that changes over an hour is followed.
 
 Training draws the baseline from a random subset of the speaker's clips (the clip itself included), so the model
