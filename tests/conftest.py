@@ -45,6 +45,21 @@ def speech_factory(tmp_path_factory):
     return make
 
 
+def make_tiny_bert(directory: Path, words: list[str]) -> Path:
+    """A randomly initialised 2-layer, 24-wide BERT and its word-level tokenizer, saved like a hub checkpoint."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})  # transformers 5 ignores a bare vocab_file
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=24, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48))
+    out = Path(directory) / "tiny-bert"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * 16000), np.float32)
 

@@ -9,6 +9,7 @@ from emomon.config import SpeechEncoderConfig, TextEncoderConfig
 from emomon.models.encoders import build_speech_encoder, build_text_encoder
 from emomon.models.encoders.base import Frames
 
+from conftest import make_tiny_bert
 
 @pytest.fixture(scope="module")
 def whisper():
@@ -78,16 +79,7 @@ def test_packaged_minilm_offline():
 
 @pytest.fixture
 def tiny_bert(tmp_path):
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "i", "am", "happy", "sad", "very", "!"]
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})  # transformers 5 ignores a bare vocab_file
-    torch.manual_seed(0)
-    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=24, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48))
-    out = tmp_path / "tiny-bert"
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return make_tiny_bert(tmp_path, ["i", "am", "happy", "sad", "very", "!"])
 
 
 def test_tiny_transformers_text_encoder(tiny_bert):

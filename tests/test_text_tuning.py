@@ -14,23 +14,14 @@ from emomon.models.dataset import Source
 from emomon.models.encoders import build_text_encoder
 from emomon.models.text_tuning import TUNED_TEXT_FILE, load_tuned_layers, tune_text_encoder
 
-from conftest import untrained_preset
+from conftest import make_tiny_bert, untrained_preset
 
 WORDS = {"happy": ["glad", "joy", "great", "love"], "sad": ["cry", "alone", "loss", "grief"]}
 
 
 @pytest.fixture
 def tiny_bert(tmp_path):
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "i", "feel", "so", "today"] + [w for ws in WORDS.values() for w in ws]
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})  # transformers 5 ignores a bare vocab_file
-    torch.manual_seed(0)
-    model = BertModel(BertConfig(vocab_size=len(vocab), hidden_size=24, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48))
-    out = tmp_path / "tiny-bert"
-    tok.save_pretrained(out)
-    model.save_pretrained(out)
-    return out
+    return make_tiny_bert(tmp_path, ["i", "feel", "so", "today"] + [w for ws in WORDS.values() for w in ws])
 
 
 def _cfg(tiny_bert, **tune):
