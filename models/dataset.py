@@ -105,8 +105,12 @@ class FeatureBank:
     offsets: dict[str, np.ndarray] = field(default_factory=dict)
     offsets_owner: object = None  # the SpeakerBaselineOptions the offsets were computed with
 
+    means: dict[str, np.ndarray] = field(default_factory=dict)  # speech key -> its mean frame, computed once
+
     def utterance_mean(self, key: str) -> np.ndarray:
-        return self.speech[key].astype(np.float32).mean(0)
+        if key not in self.means:
+            self.means[key] = self.speech[key].astype(np.float32).mean(0)
+        return self.means[key]
 
     def speech_frames(self, key: str) -> np.ndarray:
         """A speech key's frames with its speaker-baseline offset applied (when one is set)."""

@@ -49,10 +49,9 @@ class SpeakerBaselineOptions:
         return SpeakerBaselineOptions(mean, weight, window)
 
 
-def shrunk_mean(utterance_means: np.ndarray, options: SpeakerBaselineOptions) -> np.ndarray:
-    """The baseline from a speaker's (n, dim) utterance means: their mean pulled toward the population's."""
-    n = len(utterance_means)
-    return (utterance_means.sum(0) + options.prior_weight * options.population_mean) / (n + options.prior_weight)
+def shrunk_mean(total: np.ndarray, n: float, options: SpeakerBaselineOptions) -> np.ndarray:
+    """The baseline from the sum of a speaker's ``n`` utterance means: their mean pulled toward the population's."""
+    return (total + options.prior_weight * options.population_mean) / (n + options.prior_weight)
 
 
 @dataclass
@@ -79,15 +78,10 @@ class SpeakerBaseline:
             s, n = s * (o.window / n), float(o.window)
         if speaker is not None:
             self._sums[speaker], self._counts[speaker] = s, n
-        baseline = (s + o.prior_weight * o.population_mean) / (n + o.prior_weight)
-        return frames - baseline + o.population_mean
+        return frames - shrunk_mean(s, n, o) + o.population_mean
 
     def utterances(self, speaker: str) -> float:
         return self._counts.get(speaker, 0.0)
-
-    def reset(self) -> None:
-        self._sums.clear()
-        self._counts.clear()
 
 
 # ------------------------------------------------------------------------------------------- training / evaluation
@@ -137,13 +131,6 @@ def random_offsets(bank, keys, pool_keys, options: SpeakerBaselineOptions, rng: 
     clips in ``pool_keys``, so every stage of a session - first utterance to fiftieth - is seen."""
     _claim(bank, options)
     pools = _by_speaker(bank, pool_keys)
-    means: dict[str, np.ndarray] = {}
-
-    def mean_of(k: str) -> np.ndarray:
-        if k not in means:
-            means[k] = bank.utterance_mean(k)
-        return means[k]
-
     for k in dict.fromkeys(keys):
         if not k:
             continue
@@ -151,5 +138,5 @@ def random_offsets(bank, keys, pool_keys, options: SpeakerBaselineOptions, rng: 
         others = [o for o in pool if o != k]
         n = int(rng.integers(0, min(len(others), options.window - 1) + 1)) if others else 0
         picked = [others[i] for i in rng.choice(len(others), n, replace=False)] if n else []
-        stack = np.stack([mean_of(k)] + [mean_of(o) for o in picked])
-        bank.offsets[k] = options.population_mean - shrunk_mean(stack, options)
+        stack = np.stack([bank.utterance_mean(k)] + [bank.utterance_mean(o) for o in picked])
+        bank.offsets[k] = options.population_mean - shrunk_mean(stack.sum(0), len(stack), options)

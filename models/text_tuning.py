@@ -15,6 +15,7 @@ of the frozen encoder are never mixed with tuned ones) and is checked when a che
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -74,44 +75,53 @@ def _tuning_sources(cfg: EmomonConfig, sources) -> list:
     return [s for s in sources if not s.has_audio and (not wanted or s.config.corpus in wanted)]
 
 
-def _labelled_sentences(cfg: EmomonConfig, sources, split: str) -> list[tuple[str, int]]:
+def _labelled_sentences(cfg: EmomonConfig, sources, split: str) -> dict[str, list[tuple[str, int]]]:
+    """(sentence, class index) of each tuning corpus's ``split``, by source name."""
     index = {c: i for i, c in enumerate(cfg.classes)}
-    return [(it.text, index[it.label]) for s in _tuning_sources(cfg, sources)
-            for it in s.items if it.split == split and it.text and it.label in index]
+    return {s.name: [(it.text, index[it.label]) for it in s.items if it.split == split and it.text and it.label in index]
+            for s in _tuning_sources(cfg, sources)}
 
 
-def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path, *, device: str = "cpu", cache_dir: Path | None = None) -> Path:
-    """Fine-tune the top layers on the text-only sources' train splits; keep the epoch with the best validation
-    weighted F1; write the tuned layers (fp16) to ``out_path``. A run with the same encoder, data and settings is
-    taken from ``cache_dir`` instead of being repeated."""
+def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path | None = None, *, device: str = "cpu",
+                      cache_dir: Path | None = None) -> Path:
+    """Fine-tune the top layers on the tuning corpora's train splits; keep the epoch with the best validation
+    weighted F1. The tuned layers (fp16) are kept in ``cache_dir`` under the identity of encoder, data and settings,
+    so a repeated run takes them from there; returns that file, or a copy at ``out_path`` when one is given."""
+    import shutil
+
     import torch.nn.functional as F
     from safetensors.torch import save
     from torch import nn
 
     from emomon.models.encoders import build_text_encoder
+    from emomon.models.encoders.text import text_fingerprint
     from emomon.models.features import default_cache_root, progress_bar
     from emomon.models.metrics import classification_metrics
 
     t = cfg.encoders.text
-    train = _labelled_sentences(cfg, sources, "train")
-    val = _labelled_sentences(cfg, sources, "val")
-    if not train:
+    by_source = _labelled_sentences(cfg, sources, "train")
+    val = [x for xs in _labelled_sentences(cfg, sources, "val").values() for x in xs]
+    if not any(by_source.values()):
         from emomon.errors import InputError
 
         raise InputError("encoders.text.tune_layers is set but no text-only corpus (of tune_corpora) has labelled training sentences")
     weights = {s.name: s.config.weight for s in _tuning_sources(cfg, sources)}
-    base = build_text_encoder(_frozen(t), device)
-    ident = hashlib.sha256(repr((base.fingerprint, t.tune_layers, t.tune_epochs, t.tune_lr, t.tune_epoch_size, cfg.train.seed,
-                                 sorted(weights.items()), len(train), hashlib.sha256(repr(train).encode()).hexdigest())).encode()).hexdigest()[:16]
-    cache = Path(cache_dir) if cache_dir else default_cache_root().parent / "tuned"
-    cached = cache / f"text-{ident}.safetensors"
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    ident = hashlib.sha256(repr((text_fingerprint(t.name, t.layer, t.max_tokens), t.tune_layers, t.tune_epochs, t.tune_lr,
+                                 t.tune_epoch_size, cfg.train.seed, sorted(weights.items()), sorted(by_source.items()))).encode()).hexdigest()[:16]
+    cached = (Path(cache_dir) if cache_dir else default_cache_root().parent / "tuned") / f"text-{ident}.safetensors"
+
+    def result() -> Path:
+        if out_path is None:
+            return cached
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, out_path)
+        return Path(out_path)
+
     if cached.exists():
         logger.info("text encoder: tuned layers taken from %s", cached)
-        out_path.write_bytes(cached.read_bytes())
-        return out_path
+        return result()
 
+    base = build_text_encoder(dataclasses.replace(t, tune_layers=0), device)
     torch.manual_seed(cfg.train.seed)
     rng = np.random.default_rng(cfg.train.seed)
     model, tok = base.model, base.tokenizer
@@ -139,9 +149,6 @@ def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path, *, device: str
                 preds.append(head(pooled([s for s, _ in val[i : i + 128]])).argmax(-1).cpu().numpy())
         return classification_metrics([y for _, y in val], np.concatenate(preds), cfg.classes).weighted_f1
 
-    index = {c: i for i, c in enumerate(cfg.classes)}
-    by_source = {s.name: [(it.text, index[it.label]) for it in s.items if it.split == "train" and it.text and it.label in index]
-                 for s in _tuning_sources(cfg, sources)}
     best, best_state = -1.0, None
     for epoch in range(t.tune_epochs):
         data = _draw(by_source, weights, t.tune_epoch_size, rng)
@@ -164,18 +171,11 @@ def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path, *, device: str
             best = score
             best_state = {n: p.detach().to("cpu", torch.float16).contiguous() for n, p in model.named_parameters() if n in names}
     blob = save(best_state, metadata={"format": "emomon-tuned-text-layers", "base": base.fingerprint, "val_weighted_f1": f"{best:.4f}"})
-    cache.mkdir(parents=True, exist_ok=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp")
     tmp.write_bytes(blob)
     tmp.replace(cached)
-    out_path.write_bytes(blob)
-    return out_path
-
-
-def _frozen(t):
-    import dataclasses
-
-    return dataclasses.replace(t, tune_layers=0)
+    return result()
 
 
 def _draw(by_source: dict[str, list], weights: dict[str, float], size: int, rng: np.random.Generator) -> list:

@@ -104,8 +104,8 @@ class PreparedData:
 
 def prepare_data(cfg: EmomonConfig, *, store: FeatureStore | None = None, device: str = "cpu", word_times: bool | None = None,
                  work_dir: str | Path | None = None) -> PreparedData:
-    """Read the preset's corpora, tune the text encoder's top layers when the preset asks (written to
-    ``work_dir``), and compute (or load from the cache) every feature training needs."""
+    """Read the preset's corpora, tune the text encoder's top layers when the preset asks (a copy goes to
+    ``work_dir`` when given), and compute (or load from the cache) every feature training needs."""
     from emomon.models.registry import model_class
 
     sources = load_sources(cfg)
@@ -116,11 +116,8 @@ def prepare_data(cfg: EmomonConfig, *, store: FeatureStore | None = None, device
     if cfg.encoders.text.tune_layers:
         from emomon.models.text_tuning import TUNED_TEXT_FILE, tune_text_encoder
 
-        from emomon.models.features import default_cache_root
-
-        work = Path(work_dir) if work_dir is not None else (store.root if store else default_cache_root()).parent / "tuned"
-        text_layers = tune_text_encoder(cfg, sources, work / TUNED_TEXT_FILE, device=device,
-                                        cache_dir=(store.root.parent / "tuned") if store else None)
+        text_layers = tune_text_encoder(cfg, sources, Path(work_dir) / TUNED_TEXT_FILE if work_dir is not None else None,
+                                        device=device, cache_dir=store.root.parent / "tuned" if store else None)
     builder = FeatureBuilder(cfg, store, device=device, text_layers=text_layers)
     if word_times is None:
         word_times = bool(getattr(model_class(cfg.model.arch), "uses_word_times", False))

@@ -29,6 +29,12 @@ def packaged_minilm_dir() -> Path:
     return Path(get_model_path())
 
 
+def text_fingerprint(name: str, layer: int, max_tokens: int) -> str:
+    """The identity of a (frozen) text encoder's features, computed from its files without loading the model."""
+    source = str(packaged_minilm_dir()) if name == "minilm" else name
+    return f"text:{name}:{weights_digest(source)}:layer={layer}:max={max_tokens}"
+
+
 class TransformersTextEncoder:
     """Token states (including [CLS]/[SEP]) of one hidden layer of a transformers text model."""
 
@@ -51,7 +57,7 @@ class TransformersTextEncoder:
             from emomon.errors import ModelError
 
             raise ModelError(f"encoders.text.layer: {name} has hidden states 0..{n_layers}, not {layer}")
-        self.fingerprint = f"text:{name}:{weights_digest(source)}:layer={layer}:max={max_tokens}"
+        self.fingerprint = text_fingerprint(name, layer, max_tokens)
         if tuned_layers is not None:  # top layers fine-tuned for emotion (models/text_tuning.py)
             from emomon.models.text_tuning import load_tuned_layers
 
