@@ -25,10 +25,20 @@ class FusionInput:
     speech_mask: torch.Tensor
     #: Optional extras some architectures use (e.g. word timestamps for the graph of the complementary model).
     extras: dict = field(default_factory=dict)
+    #: (B,) whether each example has text / speech at all (an absent one is the single placeholder frame).
+    text_present: torch.Tensor | None = None
+    speech_present: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.text_present is None:
+            self.text_present = torch.ones(self.text.shape[0], dtype=torch.bool, device=self.text.device)
+        if self.speech_present is None:
+            self.speech_present = torch.ones(self.speech.shape[0], dtype=torch.bool, device=self.speech.device)
 
     def to(self, device: torch.device) -> "FusionInput":
         return FusionInput(self.text.to(device), self.text_mask.to(device), self.speech.to(device), self.speech_mask.to(device),
-                           {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.extras.items()})
+                           {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.extras.items()},
+                           self.text_present.to(device), self.speech_present.to(device))
 
 
 @dataclass
@@ -38,6 +48,11 @@ class EmotionOutput:
     probs: torch.Tensor
     steps: dict[str, torch.Tensor]
     log_probs: torch.Tensor
+    #: With ``model.branch_heads``: each branch's log-distribution (for its own loss) and the late-fusion weights
+    #: (B, 3: architecture, text, speech).
+    branch_log: dict[str, torch.Tensor] | None = None
+    branch_present: dict[str, torch.Tensor] | None = None
+    weights: torch.Tensor | None = None
 
 
 def align_length(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -75,6 +90,22 @@ class FusionModel(nn.Module):
         self.speaker_baseline = None
         self.text_in = nn.Identity() if self.d_model == text_dim else nn.Linear(text_dim, self.d_model)
         self.speech_in = nn.Identity() if self.d_model == speech_dim else nn.Linear(speech_dim, self.d_model)
+        self.branches = None
+        if cfg.branch_heads:
+            from emomon.models.branches import BranchHeads
+
+            self.branches = BranchHeads(text_dim, speech_dim, n_classes, cfg.dropout)
+            # A forward hook, so that every architecture's forward() stays exactly its paper's algorithm.
+            self.register_forward_hook(_late_fusion)
+
+    @classmethod
+    def output_names(cls, cfg: ModelConfig) -> tuple[str, ...]:
+        """The steps an output reports: the architecture's own, plus (with branch heads) its fused output and the branches."""
+        if not cfg.branch_heads:
+            return tuple(cls.step_names)
+        from emomon.models.branches import BRANCHES
+
+        return (*cls.step_names, cls.arch, *BRANCHES)
 
     def set_scaler(self, scaler: JointStandardScaler) -> None:
         self.scaler = scaler
@@ -92,7 +123,7 @@ class FusionModel(nn.Module):
         if empty.any():  # absent text: one zero frame
             t_mask[empty, 0] = True
         s, s_mask = self._prepare_speech(speech, device)
-        return FusionInput(t, t_mask, s, s_mask, extras or {})
+        return FusionInput(t, t_mask, s, s_mask, extras or {}, ~empty, speech.lengths.to(device) > 0)
 
     def _prepare_speech(self, speech: Frames, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = speech.lengths.tolist()
@@ -127,10 +158,18 @@ class FusionModel(nn.Module):
         """Cross-entropy of the fused distribution, plus ``step_loss_weight`` x the mean per-step cross-entropy."""
         loss = _nll(out.log_probs, labels, label_smoothing)
         w = self.cfg.step_loss_weight
-        if w > 0 and out.steps:
-            step = sum(_nll(p.clamp_min(1e-8).log(), labels, label_smoothing) for p in out.steps.values()) / len(out.steps)
+        steps = [k for k in out.steps if k in self.step_names]
+        if w > 0 and steps:
+            step = sum(_nll(out.steps[k].clamp_min(1e-8).log(), labels, label_smoothing) for k in steps) / len(steps)
             loss = loss + w * step
+        if out.branch_log is not None:
+            loss = loss + self.branches.loss(out, labels, lambda lp, y: _nll(lp, y, label_smoothing))
         return loss
+
+
+def _late_fusion(model: FusionModel, args: tuple, out: EmotionOutput) -> EmotionOutput:
+    """Forward hook of a model with branch heads: the architecture's output, late-fused with the branches."""
+    return model.branches.fuse(args[0], out, model.arch)
 
 
 def _nll(log_probs: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:

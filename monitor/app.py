@@ -148,7 +148,7 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
     # Validate everything cheap before loading models: checkpoint JSON, inputs, output path.
     _, doc = read_checkpoint_config(cfg.runtime.model)
     classes = tuple(doc["config"]["classes"])
-    steps = step_names_of(doc["config"]["model"]["arch"])
+    steps = step_names_of(doc["config"]["model"]["arch"], bool(doc["config"]["model"].get("branch_heads", False)))
     sources = build_sources(cfg, opts, live)
     session = Session(cfg, sources, live=live)
     csv_path = opts.csv or default_csv_path()

@@ -334,10 +334,12 @@ class Session:
         self.recent.append(r)
 
 
-def step_names_of(arch: str) -> tuple[str, ...]:
+def step_names_of(arch: str, branch_heads: bool = False) -> tuple[str, ...]:
+    """The per-step columns a model of ``arch`` reports (with branch heads: also its own output and the branches)."""
+    from emomon.config import ModelConfig
     from emomon.models.registry import model_class
 
-    return tuple(model_class(arch).step_names)
+    return model_class(arch).output_names(ModelConfig(arch=arch, branch_heads=branch_heads))
 
 
 def summary_lines(session: Session) -> list[str]:

@@ -90,6 +90,23 @@ def test_config_that_does_not_match_the_weights(saved):
         load_checkpoint(path)
 
 
+def test_branch_heads_round_trip_and_must_match_the_weights(tmp_path, cfg):
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, branch_heads=True))
+    torch.manual_seed(0)
+    model = build_model(cfg, D, D, 7).eval()
+    path = save_checkpoint(tmp_path / "ckpt", model, cfg, {"text": "t:1", "speech": "s:1"})
+    ck = load_checkpoint(path)
+    t, s = Frames.pad([np.ones((3, D))], D), Frames.pad([np.random.default_rng(0).normal(size=(9, D))], D)
+    with torch.no_grad():
+        want, got = model(model.prepare(t, s)), ck.model(ck.model.prepare(t, s))
+    assert torch.allclose(want.probs, got.probs) and set(got.steps) == {"step1", "step2", "hyfuser", "text_branch", "speech_branch"}
+    doc = json.loads((path / "config.json").read_text())
+    doc["config"]["model"]["branch_heads"] = False
+    (path / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match="do not match architecture"):
+        load_checkpoint(path)
+
+
 def test_other_classes_or_encoder_widths(saved):
     path, _ = saved
     doc = json.loads((path / "config.json").read_text())

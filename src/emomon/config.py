@@ -99,6 +99,9 @@ class ModelConfig:
         0.0, lo=0.0, hi=1000.0,
         doc="speaker baseline normalisation: weight (in utterances) of the population prior; 0 = off (models/speaker_baseline.py)",
     )
+    branch_heads: bool = _opt(
+        False, doc="add a text branch and a speech branch beside the architecture, late-fused by confidence (models/branches.py)"
+    )
     # architecture-specific settings (each is ignored by the architectures that do not name it)
     moe_experts: int = _opt(5, lo=1, hi=256, doc="complementary: experts in each mixture of experts (seed: 5)")
     moe_top_k: int = _opt(

@@ -1,0 +1,84 @@
+"""Single-modality branch heads beside any fused architecture, late-fused by confidence (``model.branch_heads``).
+
+Why: the cross-attention architectures read one modality through the other, so a flat voice (or a neutral sentence)
+can pull their output away from what the other modality alone says plainly. HFF's answer (Xie et al. 2025, seeds)
+is to weight each modality by its confidence. emomon applies that as a late fusion of three experts:
+
+- ``text_branch``: a linear softmax head on the mean of the (scaled) text token states - the text branch;
+- ``speech_branch``: a small MLP on the mean and standard deviation of the (scaled, aligned) speech frames - the speech
+  branch (the pooled-statistics probe of ``bench/speaker_probe.py``, trained end to end);
+- the architecture's own fused output (HyFusER's average ensemble, unchanged).
+
+The fused distribution is ``sum_m w_m p_m`` with per-utterance weights ``w = softmax_m(b_m + g_m c_m)``: ``c_m`` is
+the branch's confidence, one minus its normalised entropy, and ``b_m``, ``g_m`` are learned (six numbers). An absent
+modality's branch gets weight 0, so text-only input is judged by the text branch and the architecture, speech-only
+input by the speech branch and the architecture. Training adds each branch's own cross-entropy (on the examples
+where its modality is present) to the fused loss, so each branch stays a classifier in its own right; the reported
+steps are the architecture's steps, its fused output (under its architecture name) and the two branches.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emomon.models.layers import masked_mean
+
+#: Hidden width of the speech branch's MLP.
+SPEECH_HIDDEN = 256
+#: Step names of the branches (distinct from any architecture's own step names).
+BRANCHES = ("text_branch", "speech_branch")
+
+
+def _pooled_stats(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation over the valid frames: (batch, time, d) -> (batch, 2d)."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean[:, None]) ** 2, mask)
+    return torch.cat([mean, var.clamp_min(1e-6).sqrt()], -1)
+
+
+class BranchHeads(nn.Module):
+    """The text and speech branches and the confidence gate that late-fuses them with the architecture's output."""
+
+    def __init__(self, text_dim: int, speech_dim: int, n_classes: int, dropout: float):
+        super().__init__()
+        self.text_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(text_dim, n_classes))
+        self.speech_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * speech_dim, SPEECH_HIDDEN), nn.ReLU(),
+                                         nn.Dropout(dropout), nn.Linear(SPEECH_HIDDEN, n_classes))
+        # gate order: architecture, text, speech. Start as a plain average that trusts confident branches a little.
+        self.gate_bias = nn.Parameter(torch.zeros(3))
+        self.gate_gain = nn.Parameter(torch.ones(3))
+
+    def branch_logits(self, x) -> dict[str, torch.Tensor]:
+        return {"text_branch": self.text_head(masked_mean(x.text, x.text_mask)),
+                "speech_branch": self.speech_head(_pooled_stats(x.speech, x.speech_mask))}
+
+    def fuse(self, x, arch_out, arch_name: str):
+        from emomon.models.base import EmotionOutput
+
+        branch_log = {k: F.log_softmax(v.float(), -1) for k, v in self.branch_logits(x).items()}
+        experts = torch.stack([arch_out.log_probs.float(), *branch_log.values()], 1)  # (B, 3, C)
+        probs = experts.exp()
+        confidence = 1.0 + (probs * experts).sum(-1) / math.log(experts.shape[-1])  # 1 - normalised entropy
+        score = self.gate_bias + self.gate_gain * confidence
+        present = torch.stack([torch.ones_like(x.text_present), x.text_present, x.speech_present], 1)
+        log_w = F.log_softmax(score.masked_fill(~present, float("-inf")), -1)
+        log_fused = torch.logsumexp(log_w[..., None] + experts, 1)
+        steps = dict(arch_out.steps)
+        steps[arch_name] = arch_out.probs
+        steps.update({k: v.exp() for k, v in branch_log.items()})
+        present = dict(zip(BRANCHES, (x.text_present, x.speech_present)))
+        return EmotionOutput(log_fused.exp(), steps, log_fused, branch_log, present, log_w.exp())
+
+    @staticmethod
+    def loss(out, labels: torch.Tensor, nll) -> torch.Tensor:
+        """Sum over branches of the mean cross-entropy over the examples where the branch's modality is present."""
+        total = out.log_probs.new_zeros(())
+        for name, log_p in out.branch_log.items():
+            present = out.branch_present[name]
+            if present.any():
+                total = total + nll(log_p[present], labels[present])
+        return total
