@@ -60,6 +60,42 @@ def make_tiny_bert(directory: Path, words: list[str]) -> Path:
     return out
 
 
+def split_modality_task(rng: np.random.Generator, n: int, k: int, dim: int):
+    """A separable synthetic task: class y bumps feature y of the speech frames for even examples and of the text
+    tokens for odd ones (each modality alone knows half). Returns text and speech Frames and the label tensor."""
+    import torch
+
+    from emomon.models.encoders.base import Frames
+
+    labels = rng.integers(0, k, n)
+    texts, speeches = [], []
+    for i, y in enumerate(labels):
+        t = rng.normal(0, 1, (rng.integers(3, 9), dim))
+        s = rng.normal(0, 1, (rng.integers(10, 40), dim))
+        (t if i % 2 else s)[:, y] += 2.5
+        texts.append(t)
+        speeches.append(s)
+    return Frames.pad(texts, dim), Frames.pad(speeches, dim), torch.tensor(labels)
+
+
+def fit_fusion_model(model, text, speech, labels, epochs: int, lr: float = 3e-3, batch: int = 32):
+    """Plain Adam over mini-batches of padded Frames with the model's own loss; returns the model in eval mode."""
+    import torch
+
+    from emomon.models.encoders.base import Frames
+
+    opt = torch.optim.Adam(model.parameters(), lr)
+    for _ in range(epochs):
+        for i in range(0, len(labels), batch):
+            sl = slice(i, i + batch)
+            out = model(model.prepare(Frames(text.values[sl], text.mask[sl]), Frames(speech.values[sl], speech.mask[sl])))
+            loss = model.loss(out, labels[sl])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * 16000), np.float32)
 

@@ -9,6 +9,8 @@ from emomon.models.encoders.base import Frames
 from emomon.models.hyfuser import HyFusER
 from emomon.models.scaler import JointStandardScaler
 
+from conftest import fit_fusion_model, split_modality_task
+
 D = 16
 
 
@@ -116,33 +118,10 @@ def test_learns_a_separable_synthetic_task():
     """Class k puts a bump on feature k of the speech frames for half the examples and of the text for the other half."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    n, k = 256, 4
-
-    def make(n):
-        labels = rng.integers(0, k, n)
-        texts, speeches = [], []
-        for i, y in enumerate(labels):
-            t = rng.normal(0, 1, (rng.integers(3, 9), D))
-            s = rng.normal(0, 1, (rng.integers(10, 40), D))
-            (t if i % 2 else s)[:, y] += 2.5
-            texts.append(t)
-            speeches.append(s)
-        return Frames.pad(texts, D), Frames.pad(speeches, D), torch.tensor(labels)
-
+    k = 4
     cfg = ModelConfig(text_len=12, speech_len=10, ff_dim=32, dropout=0.0)
-    m = HyFusER(cfg, D, D, k)
-    opt = torch.optim.Adam(m.parameters(), 3e-3)
-    text, speech, y = make(n)
-    for _ in range(60):
-        for i in range(0, n, 32):
-            sl = slice(i, i + 32)
-            out = m(m.prepare(Frames(text.values[sl], text.mask[sl]), Frames(speech.values[sl], speech.mask[sl])))
-            loss = m.loss(out, y[sl])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    m.eval()
-    t2, s2, y2 = make(200)
+    m = fit_fusion_model(HyFusER(cfg, D, D, k), *split_modality_task(rng, 256, k, D), epochs=60)
+    t2, s2, y2 = split_modality_task(rng, 200, k, D)
     with torch.no_grad():
         acc = (m(m.prepare(t2, s2)).probs.argmax(1) == y2).float().mean().item()
     assert acc > 0.9, acc
