@@ -114,7 +114,8 @@ def main() -> int:
     ckpt = load_checkpoint(args.checkpoint)
     results = {}
     t0 = time.time()
-    rav = evaluate(ckpt, SourceConfig(corpus="ravdess", path=str(data / "ravdess"), text="asr", test_speakers=tuple(str(i) for i in range(19, 25))))
+    ravdess = SourceConfig(corpus="ravdess", path=str(data / "ravdess"), text="asr", test_speakers=tuple(str(i) for i in range(19, 25)))
+    rav = evaluate(ckpt, ravdess)
     meld = evaluate(ckpt, SourceConfig(corpus="meld", path=str(data / "text" / "meld")), modes=("text-only",),
                     synth_voice=None if args.skip_meld_speech else "en-us")
     ased = evaluate(ckpt, SourceConfig(corpus="ased", path=str(data / "ased"), text="asr", test_speakers=("61", "62", "63", "64", "65")),
@@ -122,9 +123,7 @@ def main() -> int:
     nemo = evaluate(ckpt, SourceConfig(corpus="nemo", path=str(data / "nemo"), text="asr", test_speakers=("MP0",)), modes=("paired", "speech-only"))
     results = {"ravdess_19_24": rav, "meld_test": meld, "ased_61_65": ased, "nemo_MP0": nemo}
     if ckpt.model.speaker_baseline is not None:
-        results["ravdess_19_24_first_utterance"] = evaluate(
-            ckpt, SourceConfig(corpus="ravdess", path=str(data / "ravdess"), text="asr", test_speakers=tuple(str(i) for i in range(19, 25))),
-            modes=("paired",), strangers=True)
+        results["ravdess_19_24_first_utterance"] = evaluate(ckpt, ravdess, modes=("paired",), strangers=True)
     speed = timing(ckpt)
 
     print(f"\nModel card figures for {ckpt.path} (measured in {time.time() - t0:.0f} s)\n")

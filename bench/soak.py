@@ -57,7 +57,7 @@ def main() -> int:
 
     from emomon.audio import load_audio
     from emomon.config import load_config
-    from emomon.models.checkpoint import read_checkpoint_config
+    from emomon.models.checkpoint import read_checkpoint_preset
     from emomon.monitor.app import sample_recording
     from emomon.monitor.pipeline import Session, step_names_of
     from emomon.monitor.sinks import CsvSink
@@ -67,8 +67,7 @@ def main() -> int:
     audio = load_audio(sample_recording())
     session = Session(cfg, [LoopSource(audio, args.hours * 3600)], live=False)
     session.load()
-    model_cfg = read_checkpoint_config(args.model)[1]["config"]["model"]
-    steps = step_names_of(model_cfg["arch"], bool(model_cfg.get("branch_heads", False)))
+    steps = step_names_of(read_checkpoint_preset(args.model).model)
     with tempfile.TemporaryDirectory() as d:
         sink = CsvSink(Path(d) / "soak.csv", session.session_id, cfg.classes, steps, timed=False, fsync=False)
         session.sinks.append(sink)

@@ -23,22 +23,16 @@ class FusionInput:
     text_mask: torch.Tensor
     speech: torch.Tensor
     speech_mask: torch.Tensor
+    #: (B,) whether each example has text / speech at all (an absent one is the single placeholder frame).
+    text_present: torch.Tensor
+    speech_present: torch.Tensor
     #: Optional extras some architectures use (e.g. word timestamps for the graph of the complementary model).
     extras: dict = field(default_factory=dict)
-    #: (B,) whether each example has text / speech at all (an absent one is the single placeholder frame).
-    text_present: torch.Tensor | None = None
-    speech_present: torch.Tensor | None = None
-
-    def __post_init__(self):
-        if self.text_present is None:
-            self.text_present = torch.ones(self.text.shape[0], dtype=torch.bool, device=self.text.device)
-        if self.speech_present is None:
-            self.speech_present = torch.ones(self.speech.shape[0], dtype=torch.bool, device=self.speech.device)
 
     def to(self, device: torch.device) -> "FusionInput":
         return FusionInput(self.text.to(device), self.text_mask.to(device), self.speech.to(device), self.speech_mask.to(device),
-                           {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.extras.items()},
-                           self.text_present.to(device), self.speech_present.to(device))
+                           self.text_present.to(device), self.speech_present.to(device),
+                           {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.extras.items()})
 
 
 @dataclass
@@ -123,7 +117,7 @@ class FusionModel(nn.Module):
         if empty.any():  # absent text: one zero frame
             t_mask[empty, 0] = True
         s, s_mask = self._prepare_speech(speech, device)
-        return FusionInput(t, t_mask, s, s_mask, extras or {}, ~empty, speech.lengths.to(device) > 0)
+        return FusionInput(t, t_mask, s, s_mask, ~empty, speech.lengths.to(device) > 0, extras or {})
 
     def _prepare_speech(self, speech: Frames, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = speech.lengths.tolist()
@@ -156,14 +150,14 @@ class FusionModel(nn.Module):
 
     def loss(self, out: EmotionOutput, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         """Cross-entropy of the fused distribution, plus ``step_loss_weight`` x the mean per-step cross-entropy."""
-        loss = _nll(out.log_probs, labels, label_smoothing)
+        loss = nll_loss(out.log_probs, labels, label_smoothing)
         w = self.cfg.step_loss_weight
-        steps = [k for k in out.steps if k in self.step_names]
+        steps = [k for k in out.steps if k in self.step_names]  # not the branches': they have their own term
         if w > 0 and steps:
-            step = sum(_nll(out.steps[k].clamp_min(1e-8).log(), labels, label_smoothing) for k in steps) / len(steps)
+            step = sum(nll_loss(out.steps[k].clamp_min(1e-8).log(), labels, label_smoothing) for k in steps) / len(steps)
             loss = loss + w * step
         if out.branch_log is not None:
-            loss = loss + self.branches.loss(out, labels, lambda lp, y: _nll(lp, y, label_smoothing))
+            loss = loss + self.branches.loss(out, labels, label_smoothing)
         return loss
 
 
@@ -172,7 +166,8 @@ def _late_fusion(model: FusionModel, args: tuple, out: EmotionOutput) -> Emotion
     return model.branches.fuse(args[0], out, model.arch)
 
 
-def _nll(log_probs: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+def nll_loss(log_probs: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Negative log-likelihood of log-probabilities, with label smoothing."""
     nll = F.nll_loss(log_probs, labels)
     if smoothing <= 0:
         return nll

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emomon.models.base import EmotionOutput, FusionInput, nll_loss
 from emomon.models.layers import masked_mean
 
 #: Hidden width of the speech branch's MLP.
@@ -52,33 +53,26 @@ class BranchHeads(nn.Module):
         self.gate_bias = nn.Parameter(torch.zeros(3))
         self.gate_gain = nn.Parameter(torch.ones(3))
 
-    def branch_logits(self, x) -> dict[str, torch.Tensor]:
-        return {"text_branch": self.text_head(masked_mean(x.text, x.text_mask)),
-                "speech_branch": self.speech_head(_pooled_stats(x.speech, x.speech_mask))}
-
-    def fuse(self, x, arch_out, arch_name: str):
-        from emomon.models.base import EmotionOutput
-
-        branch_log = {k: F.log_softmax(v.float(), -1) for k, v in self.branch_logits(x).items()}
-        experts = torch.stack([arch_out.log_probs.float(), *branch_log.values()], 1)  # (B, 3, C)
+    def fuse(self, x: FusionInput, arch_out: EmotionOutput, arch_name: str) -> EmotionOutput:
+        text_log = F.log_softmax(self.text_head(masked_mean(x.text, x.text_mask)).float(), -1)
+        speech_log = F.log_softmax(self.speech_head(_pooled_stats(x.speech, x.speech_mask)).float(), -1)
+        experts = torch.stack([arch_out.log_probs.float(), text_log, speech_log], 1)  # (B, 3, C), gate order
         probs = experts.exp()
         confidence = 1.0 + (probs * experts).sum(-1) / math.log(experts.shape[-1])  # 1 - normalised entropy
         score = self.gate_bias + self.gate_gain * confidence
-        present = torch.stack([torch.ones_like(x.text_present), x.text_present, x.speech_present], 1)
-        log_w = F.log_softmax(score.masked_fill(~present, float("-inf")), -1)
+        votes = torch.stack([torch.ones_like(x.text_present), x.text_present, x.speech_present], 1)
+        log_w = F.log_softmax(score.masked_fill(~votes, float("-inf")), -1)
         log_fused = torch.logsumexp(log_w[..., None] + experts, 1)
-        steps = dict(arch_out.steps)
-        steps[arch_name] = arch_out.probs
-        steps.update({k: v.exp() for k, v in branch_log.items()})
-        present = dict(zip(BRANCHES, (x.text_present, x.speech_present)))
-        return EmotionOutput(log_fused.exp(), steps, log_fused, branch_log, present, log_w.exp())
+        steps = {**arch_out.steps, arch_name: arch_out.probs, BRANCHES[0]: probs[:, 1], BRANCHES[1]: probs[:, 2]}
+        return EmotionOutput(log_fused.exp(), steps, log_fused, dict(zip(BRANCHES, (text_log, speech_log))),
+                             dict(zip(BRANCHES, (x.text_present, x.speech_present))), log_w.exp())
 
     @staticmethod
-    def loss(out, labels: torch.Tensor, nll) -> torch.Tensor:
+    def loss(out: EmotionOutput, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
         """Sum over branches of the mean cross-entropy over the examples where the branch's modality is present."""
         total = out.log_probs.new_zeros(())
         for name, log_p in out.branch_log.items():
             present = out.branch_present[name]
             if present.any():
-                total = total + nll(log_p[present], labels[present])
+                total = total + nll_loss(log_p[present], labels[present], label_smoothing)
         return total

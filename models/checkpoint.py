@@ -162,16 +162,25 @@ def read_checkpoint_config(name_or_path: str | Path) -> tuple[Path, dict]:
     return directory, doc
 
 
+def _preset_of(directory: Path, doc: dict) -> EmomonConfig:
+    try:
+        return config_from_dict(doc["config"])
+    except ConfigError as exc:
+        raise ModelError(f"{directory}: invalid model config in checkpoint: {exc}") from None
+
+
+def read_checkpoint_preset(name_or_path: str | Path) -> EmomonConfig:
+    """The preset a checkpoint was trained with (classes, encoders, architecture), validated, weights not read."""
+    return _preset_of(*read_checkpoint_config(name_or_path))
+
+
 def load_checkpoint(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str | torch.device = "cpu") -> Checkpoint:
     """Load and validate a checkpoint; every problem is a one-line :class:`ModelError`."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
 
     directory, doc = read_checkpoint_config(name_or_path)
-    try:
-        config = config_from_dict(doc["config"])
-    except ConfigError as exc:
-        raise ModelError(f"{directory}: invalid model config in checkpoint: {exc}") from None
+    config = _preset_of(directory, doc)
     try:
         dims = {"text": int(doc["dims"]["text"]), "speech": int(doc["dims"]["speech"])}
         fingerprints = {"text": str(doc["fingerprints"]["text"]), "speech": str(doc["fingerprints"]["speech"])}

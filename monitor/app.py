@@ -142,13 +142,12 @@ class _SignalStop:
 
 def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_sinks: list | None = None, out=None) -> int:
     """Run a session to its end; returns the exit code (0, or 128+signal when stopped by a signal)."""
-    from emomon.models.checkpoint import read_checkpoint_config
+    from emomon.models.checkpoint import read_checkpoint_preset
 
     out = out or sys.stdout
     # Validate everything cheap before loading models: checkpoint JSON, inputs, output path.
-    _, doc = read_checkpoint_config(cfg.runtime.model)
-    classes = tuple(doc["config"]["classes"])
-    steps = step_names_of(doc["config"]["model"]["arch"], bool(doc["config"]["model"].get("branch_heads", False)))
+    preset = read_checkpoint_preset(cfg.runtime.model)
+    classes, steps = preset.classes, step_names_of(preset.model)
     sources = build_sources(cfg, opts, live)
     session = Session(cfg, sources, live=live)
     csv_path = opts.csv or default_csv_path()

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from emomon.config import EmomonConfig
+from emomon.config import EmomonConfig, ModelConfig
 from emomon.monitor.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, StreamNotice
 from emomon.monitor.sinks import Sink
 
@@ -334,12 +334,11 @@ class Session:
         self.recent.append(r)
 
 
-def step_names_of(arch: str, branch_heads: bool = False) -> tuple[str, ...]:
-    """The per-step columns a model of ``arch`` reports (with branch heads: also its own output and the branches)."""
-    from emomon.config import ModelConfig
+def step_names_of(model: ModelConfig) -> tuple[str, ...]:
+    """The per-step columns a model reports (with branch heads: also the architecture's own output and the branches)."""
     from emomon.models.registry import model_class
 
-    return model_class(arch).output_names(ModelConfig(arch=arch, branch_heads=branch_heads))
+    return model_class(model.arch).output_names(model)
 
 
 def summary_lines(session: Session) -> list[str]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from emomon.config import ARCHITECTURES, ModelConfig, load_config
+from emomon.config import ARCHITECTURES, ModelConfig
 from emomon.models.checkpoint import load_checkpoint, save_checkpoint
 from emomon.models.encoders.base import Frames
 from emomon.models.registry import architecture_names, build_model, model_class
@@ -286,7 +286,6 @@ def test_live_path_runs_with_each_architecture(tmp_path, arch, short_talk):
     import threading
     import time
 
-    from emomon.config import load_config
     from emomon.models.checkpoint import save_checkpoint
     from emomon.models.encoders import build_speech_encoder, build_text_encoder
     from emomon.models.registry import build_model
@@ -328,7 +327,7 @@ def test_live_path_runs_with_each_architecture(tmp_path, arch, short_talk):
     session = Session(run_cfg, [MicSource("fake", 0, "S1", chunk_ms=30, stream_factory=Fake)], live=True)
     session.load()
     out = tmp_path / "s.csv"
-    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(arch), timed=True))
+    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model), timed=True))
     session.start()
     deadline = time.monotonic() + 60
     while session.stats.utterances < 2 and time.monotonic() < deadline:
@@ -339,5 +338,5 @@ def test_live_path_runs_with_each_architecture(tmp_path, arch, short_talk):
     assert len(rows) == 2
     for r in rows:
         assert abs(sum(float(r[f"p_{c}"]) for c in cfg.classes) - 1) < 2e-3 and r["emotion"] in cfg.classes
-        for step in step_names_of(arch):
+        for step in step_names_of(cfg.model):
             assert r[f"{step}_emotion"] in cfg.classes

@@ -231,7 +231,6 @@ def test_checkpoint_for_other_encoders(tmp_path):
 
     import torch
 
-    from emomon.config import load_config
     from emomon.models.checkpoint import save_checkpoint
     from emomon.models.registry import build_model
 
@@ -252,7 +251,6 @@ def test_checkpoint_for_other_classes_works_with_its_classes(tmp_path):
 
     import torch
 
-    from emomon.config import load_config
     from emomon.models.checkpoint import save_checkpoint
     from emomon.models.encoders import build_speech_encoder, build_text_encoder
     from emomon.models.registry import build_model

@@ -81,14 +81,6 @@ def test_branch_loss_is_added_and_gradients_reach_every_parameter():
     assert missing == []
 
 
-def test_padding_does_not_change_an_item():
-    m = tiny()
-    text, speech = frames([4, 11], seed=1), frames([30, 80], seed=2)
-    together = m(m.prepare(text, speech)).probs[0]
-    alone = m(m.prepare(Frames(text.values[:1, :4], text.mask[:1, :4]), Frames(speech.values[:1, :30], speech.mask[:1, :30]))).probs[0]
-    assert torch.allclose(together, alone, atol=1e-5)
-
-
 @pytest.mark.parametrize("arch", architecture_names())
 def test_every_architecture_takes_branch_heads(arch):
     cls = model_class(arch)

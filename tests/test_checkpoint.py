@@ -9,7 +9,7 @@ import torch
 
 from emomon.errors import ModelError
 from emomon.models.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
-from emomon.config import ModelConfig, load_config
+from emomon.config import ModelConfig
 from emomon.models.encoders.base import Frames
 from emomon.models.registry import build_model
 from emomon.models.scaler import JointStandardScaler

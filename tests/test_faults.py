@@ -155,7 +155,7 @@ def test_device_lost_and_back_while_others_keep_going(tmp_path, talk, random_che
     session = Session(cfg, [steady, unstable], live=True)
     out = tmp_path / "live.csv"
     session.load()
-    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of("hyfuser"), timed=True))
+    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model), timed=True))
     session.start()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -223,7 +223,7 @@ def test_slow_model_replay_never_drops(tmp_path, talk, random_checkpoint):
                       recognizer_factory=lambda: _SlowRecognizer(EmotionRecognizer(str(random_checkpoint)), 0.5))
     session.load()
     out = tmp_path / "r.csv"
-    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of("hyfuser"), timed=False))
+    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model), timed=False))
     session.start()
     session.wait()
     assert session.stats.dropped_utterances == 0 and session.stats.unprocessed == 0

@@ -1,6 +1,7 @@
 """HyFusER: shapes and masks with padded batches, gradients, scaling, alignment, and learning a separable task."""
 
 import numpy as np
+import pytest
 import torch
 
 from emomon.models.base import align_length
@@ -45,8 +46,9 @@ def test_output_distributions_and_shapes():
     assert torch.allclose(out.log_probs.exp(), out.probs, atol=1e-6)
 
 
-def test_padding_does_not_change_an_item():
-    m = tiny()
+@pytest.mark.parametrize("branch_heads", [False, True])
+def test_padding_does_not_change_an_item(branch_heads):
+    m = tiny(branch_heads=branch_heads)
     text, speech = frames([4, 11], seed=1), frames([30, 80], seed=2)
     together = m(m.prepare(text, speech)).probs[0]
     alone = m(m.prepare(Frames(text.values[:1, :4], text.mask[:1, :4]), Frames(speech.values[:1, :30], speech.mask[:1, :30]))).probs[0]

@@ -154,7 +154,7 @@ def test_live_path_through_the_callback(tmp_path, conversation, random_checkpoin
     mic = MicSource("fake", 0, "Teacher", chunk_ms=30, stream_factory=lambda cb, n: FakeInputStream(audio, cb, n, realtime=False))
     session = Session(cfg, [mic], live=True)
     out = tmp_path / "live.csv"
-    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of("hyfuser"), timed=True))
+    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model), timed=True))
     session.start()
     deadline = time.monotonic() + 120
     while session.stats.utterances < len(SENTENCES) and time.monotonic() < deadline:
