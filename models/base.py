@@ -148,8 +148,12 @@ class FusionModel(nn.Module):
         log_mean = torch.logsumexp(stacked, 0) - math.log(len(log_ps))
         return EmotionOutput(log_mean.exp(), {k: v.exp() for k, v in log_ps.items()}, log_mean)
 
-    def loss(self, out: EmotionOutput, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        """Cross-entropy of the fused distribution, plus ``step_loss_weight`` x the mean per-step cross-entropy."""
+    def loss(self, out: EmotionOutput, labels: torch.Tensor, label_smoothing: float = 0.0,
+             branch_labelled: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy of the fused distribution, plus ``step_loss_weight`` x the mean per-step cross-entropy.
+
+        ``branch_labelled`` (batch, 2; text, speech): which examples' text / speech by itself expresses the label
+        (:class:`emomon.models.dataset.Example`); the branch heads learn only from those (default: all)."""
         loss = nll_loss(out.log_probs, labels, label_smoothing)
         w = self.cfg.step_loss_weight
         steps = [k for k in out.steps if k in self.step_names]  # not the branches': they have their own term
@@ -157,7 +161,7 @@ class FusionModel(nn.Module):
             step = sum(nll_loss(out.steps[k].clamp_min(1e-8).log(), labels, label_smoothing) for k in steps) / len(steps)
             loss = loss + w * step
         if out.branch_log is not None:
-            loss = loss + self.branches.loss(out, labels, label_smoothing)
+            loss = loss + self.branches.loss(out, labels, label_smoothing, branch_labelled)
         return loss
 
 

@@ -13,7 +13,8 @@ The fused distribution is ``sum_m w_m p_m`` with per-utterance weights ``w = sof
 the branch's confidence, one minus its normalised entropy, and ``b_m``, ``g_m`` are learned (six numbers). An absent
 modality's branch gets weight 0, so text-only input is judged by the text branch and the architecture, speech-only
 input by the speech branch and the architecture. Training adds each branch's own cross-entropy (on the examples
-where its modality is present) to the fused loss, so each branch stays a classifier in its own right; the reported
+where its modality is present and itself expresses the label: not a neutral partner sentence, not RAVDESS's fixed
+sentences, not an espeak-ng voice) to the fused loss, so each branch stays a classifier in its own right; the reported
 steps are the architecture's steps, its fused output (under its architecture name) and the two branches.
 """
 
@@ -68,11 +69,16 @@ class BranchHeads(nn.Module):
                              dict(zip(BRANCHES, (x.text_present, x.speech_present))), log_w.exp())
 
     @staticmethod
-    def loss(out: EmotionOutput, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
-        """Sum over branches of the mean cross-entropy over the examples where the branch's modality is present."""
+    def loss(out: EmotionOutput, labels: torch.Tensor, label_smoothing: float,
+             labelled: torch.Tensor | None = None) -> torch.Tensor:
+        """Sum over branches of the mean cross-entropy over the examples where the branch's modality is present and
+        (``labelled``, (batch, 2) in :data:`BRANCHES` order) by itself expresses the label: a branch that sees only
+        a neutral sentence or a flat voice cannot know the label the other modality gave, so it must not learn one."""
         total = out.log_probs.new_zeros(())
         for name, log_p in out.branch_log.items():
             present = out.branch_present[name]
+            if labelled is not None:
+                present = present & labelled[:, BRANCHES.index(name)].to(present.device)
             if present.any():
                 total = total + nll_loss(log_p[present], labels[present], label_smoothing)
         return total

@@ -11,6 +11,12 @@ drawn as follows (settings in ``[data]``):
   *neutral* clip;
 - then modality dropout: the text is removed with ``p_text_drop``, or the speech with ``p_speech_drop``.
 
+Each example also records which of its modalities itself expresses the label (``text_labelled``/``speech_labelled``):
+a clip's own audio, a corpus text whose source says ``text_labelled`` (not RAVDESS's or nEMO's fixed sentences), and a
+same-label partner do; a neutral partner and an espeak-ng rendering do not. The fused output learns from every
+example; a single-modality branch (``models/branches.py``) learns only from the examples whose modality carries the
+label, since it cannot see the other modality that explains it.
+
 So the label always follows the modality that carries emotion, both agree when both carry it, and either may be
 missing - which is what the monitor meets live (flat delivery of emotional words, emotional delivery of neutral
 words, utterances the ASR rejected).
@@ -353,6 +359,10 @@ class Example:
     source: str
     #: The speech and the text are the same utterance (its own words), so word timings apply.
     timed: bool = False
+    #: The text (resp. speech) by itself expresses the label; False for a neutral partner, a flat espeak-ng rendering
+    #: or a corpus that reads fixed sentences in every emotion. Single-modality branches learn only where it is True.
+    text_labelled: bool = True
+    speech_labelled: bool = True
 
 
 class ExampleSampler:
@@ -363,6 +373,7 @@ class ExampleSampler:
         self.sources = sources
         self.bank = bank
         self.class_index = {c: i for i, c in enumerate(cfg.classes)}
+        self.text_labelled = {src.name: src.config.text_labelled for src in sources}
         self.train_items: dict[str, list[Item]] = {}
         speech_by_label: dict[str, list[str]] = defaultdict(list)
         text_by_label: dict[str, list[str]] = defaultdict(list)
@@ -385,33 +396,39 @@ class ExampleSampler:
         t = self.bank.text_of.get(it.id)
         return text_key(t) if t else None
 
-    def _partner(self, rng: np.random.Generator, pools: dict[str, list[str]], label: str) -> str | None:
+    def _partner(self, rng: np.random.Generator, pools: dict[str, list[str]], label: str) -> tuple[str | None, bool]:
+        """A partner key from the same label's pool (with ``p_label_pair``) or the neutral pool, and whether it is
+        of the item's label."""
         d = self.cfg.data
-        pool = pools.get(label) if rng.random() < d.p_label_pair else pools.get("neutral")
-        pool = pool or pools.get("neutral") or pools.get(label)
-        return pool[rng.integers(len(pool))] if pool else None
+        chosen = label if rng.random() < d.p_label_pair else "neutral"
+        if not pools.get(chosen):
+            chosen = "neutral" if pools.get("neutral") else label
+        pool = pools.get(chosen)
+        return (pool[rng.integers(len(pool))], chosen == label) if pool else (None, False)
 
     def draw(self, rng: np.random.Generator, it: Item, source: str) -> Example:
         d = self.cfg.data
         speech_keys = self.bank.speech_keys.get(it.id)
         text = self._text_key(it)
         own = text is not None
+        text_labelled = self.text_labelled[source]
         if speech_keys:
-            speech = speech_keys[rng.integers(len(speech_keys))]
+            speech, speech_labelled = speech_keys[rng.integers(len(speech_keys))], True
             own = own and speech == speech_keys[0]  # augmented copies (speed changes) lose the word timings
             if text is None and self.text_by_label:
-                text = self._partner(rng, self.text_by_label, it.label)
+                text, text_labelled = self._partner(rng, self.text_by_label, it.label)
         else:
-            speech = self.bank.synth_key.get(it.id)
+            speech, speech_labelled = self.bank.synth_key.get(it.id), False  # a flat voice says nothing
             own = own and speech is not None
             if speech is None and self.speech_by_label:
-                speech = self._partner(rng, self.speech_by_label, it.label)
+                speech, speech_labelled = self._partner(rng, self.speech_by_label, it.label)
         r = rng.random()
         if r < d.p_text_drop and speech is not None:
             text = None
         elif r < d.p_text_drop + d.p_speech_drop and text is not None:
             speech = None
-        return Example(speech, text, self.class_index[it.label], source, timed=own and speech is not None and text is not None)
+        return Example(speech, text, self.class_index[it.label], source, timed=own and speech is not None and text is not None,
+                       text_labelled=text_labelled, speech_labelled=speech_labelled)
 
     def epoch(self, rng: np.random.Generator, size: int = 0) -> list[Example]:
         """One epoch: ``size`` examples split across sources by weight (0 = one pass over every train item)."""
@@ -462,6 +479,13 @@ def fixed_examples(cfg: EmomonConfig, sources: list[Source], bank: FeatureBank, 
 def batches(examples: list[Example], size: int):
     for i in range(0, len(examples), size):
         yield examples[i : i + size]
+
+
+def branch_labelled(examples: list[Example]):
+    """(batch, 2) bool tensor: whether each example's text, and its speech, by itself expresses the label."""
+    import torch
+
+    return torch.tensor([[e.text_labelled, e.speech_labelled] for e in examples], dtype=torch.bool)
 
 
 def collate(examples: list[Example], bank: FeatureBank, text_dim: int, speech_dim: int, frame_rate: float | None = None):

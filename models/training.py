@@ -14,7 +14,8 @@ import torch
 
 from emomon.models.checkpoint import save_checkpoint
 from emomon.config import EmomonConfig, config_to_dict
-from emomon.models.dataset import Example, ExampleSampler, FeatureBank, FeatureBuilder, batches, collate, load_sources
+from emomon.models.dataset import (Example, ExampleSampler, FeatureBank, FeatureBuilder, batches, branch_labelled, collate,
+                                   load_sources)
 from emomon.models.encoders.base import autocast, pick_device
 from emomon.models.features import FeatureStore, progress_bar
 from emomon.models.metrics import Metrics, classification_metrics
@@ -197,7 +198,7 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
                 text, speech, labels, extras = collate(batch, bank, text_dim, speech_dim, rate)
                 with autocast(dev):
                     out = model(model.prepare(text, speech, extras))
-                    loss = model.loss(out, labels.to(dev), cfg.train.label_smoothing)
+                    loss = model.loss(out, labels.to(dev), cfg.train.label_smoothing, branch_labelled(batch))
                 opt.zero_grad(set_to_none=True)
                 grad_scaler.scale(loss).backward()
                 grad_scaler.step(opt)

@@ -81,6 +81,21 @@ def test_branch_loss_is_added_and_gradients_reach_every_parameter():
     assert missing == []
 
 
+def test_a_branch_learns_only_where_its_modality_expresses_the_label():
+    m = tiny(step_loss_weight=0.5).train()
+    out = m(m.prepare(frames([5, 9, 7]), frames([20, 33, 12])))
+    labels = torch.tensor([1, 4, 2])
+    # text: only example 1 carries the label (the others read a neutral partner); speech: none (espeak voices)
+    labelled = torch.tensor([[False, False], [True, False], [False, False]])
+    no_branches = m.loss(dataclasses.replace(out, branch_log=None), labels)
+    text_term = torch.nn.functional.nll_loss(out.branch_log["text_branch"][1:2], labels[1:2])
+    assert torch.allclose(m.loss(out, labels, branch_labelled=labelled), no_branches + text_term)
+    # the branch terms alone: nothing reaches the speech head (it still learns through the fused mixture)
+    m.branches.loss(out, labels, 0.0, labelled).backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in m.branches.speech_head.parameters())
+    assert m.branches.text_head[-1].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("arch", architecture_names())
 def test_every_architecture_takes_branch_heads(arch):
     cls = model_class(arch)

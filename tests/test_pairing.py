@@ -1,0 +1,94 @@
+"""The pairing recipe for unpaired corpora (models/dataset.py), and which modality of an example expresses its label."""
+
+import dataclasses
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from emomon.config import load_config
+from emomon.models.data import Item
+from emomon.models.dataset import ExampleSampler, FeatureBank, Source, branch_labelled
+from emomon.models.features import text_key
+
+LABELS = ("angry", "happy", "neutral")
+
+
+def _config(p_label_pair: float):
+    cfg = load_config("en-tiny")
+    sources = {s.corpus: s for s in cfg.data.sources}
+    data = dataclasses.replace(cfg.data, p_text_drop=0.0, p_speech_drop=0.0, p_label_pair=p_label_pair, sources=())
+    return dataclasses.replace(cfg, data=data), sources
+
+
+def _sampler(p_label_pair: float, synth: bool = False) -> ExampleSampler:
+    """Acted speech reading one fixed sentence (text not labelled), clips without text, and sentences without audio."""
+    cfg, presets = _config(p_label_pair)
+    bank = FeatureBank()
+    acted, mute, text = [], [], []
+    for i in range(30):
+        label = LABELS[i % 3]
+        a = Item(f"acted{i}", "ravdess", label, "a1", text="kids are talking by the door", split="train")
+        bank.speech_keys[a.id] = [f"acted{i}:clean"]
+        bank.text_of[a.id] = a.text
+        m = Item(f"mute{i}", "ased", label, "m1", split="train")
+        bank.speech_keys[m.id] = [f"mute{i}:clean"]
+        t = Item(f"text{i}", "meld", label, "t1", text=f"sentence {i} said in {label}", split="train")
+        bank.text_of[t.id] = t.text
+        if synth:
+            bank.synth_key[t.id] = f"synth:{i}"
+        acted.append(a), mute.append(m), text.append(t)
+    sources = [Source("ravdess", presets["ravdess"], acted), Source("ased", presets["ased"], mute),
+               Source("meld", presets["meld"], text)]
+    return ExampleSampler(cfg, sources, bank)
+
+
+def test_the_preset_marks_fixed_sentence_corpora_as_text_unlabelled():
+    _, presets = _config(0.2)
+    assert not presets["ravdess"].text_labelled and not presets["nemo"].text_labelled
+    assert presets["meld"].text_labelled and presets["ased"].text_labelled
+
+
+def test_fixed_sentences_are_used_but_do_not_teach_the_text_branch():
+    s = _sampler(0.2)
+    rng = np.random.default_rng(0)
+    exs = [s.draw(rng, it, "ravdess") for it in s.train_items["ravdess"]]
+    assert all(e.text == text_key("kids are talking by the door") for e in exs)  # the fused model still reads it
+    assert all(e.speech_labelled and not e.text_labelled for e in exs)
+
+
+@pytest.mark.parametrize("p_label_pair", [0.0, 1.0])
+def test_a_partner_is_labelled_only_when_it_was_drawn_by_label(p_label_pair):
+    s = _sampler(p_label_pair)
+    rng = np.random.default_rng(1)
+    labels = {**{text_key(it.text): it.label for it in s.train_items["meld"]},
+              **{k: it.label for it in s.train_items["ravdess"] + s.train_items["ased"] for k in s.bank.speech_keys[it.id]}}
+    for source, partner_of in (("ased", "text"), ("meld", "speech")):
+        for it in s.train_items[source]:
+            e = s.draw(rng, it, source)
+            partner = getattr(e, partner_of)
+            labelled = getattr(e, f"{partner_of}_labelled")
+            assert labels[partner] == (it.label if p_label_pair == 1.0 else "neutral")
+            # a neutral partner of a neutral item does express the label; of any other item it does not
+            assert labelled == (p_label_pair == 1.0 or it.label == "neutral")
+            own = e.speech if partner_of == "text" else e.text
+            assert own is not None and getattr(e, f"{'speech' if partner_of == 'text' else 'text'}_labelled")
+
+
+def test_an_espeak_rendering_never_teaches_the_speech_branch():
+    s = _sampler(1.0, synth=True)
+    rng = np.random.default_rng(2)
+    exs = [s.draw(rng, it, "meld") for it in s.train_items["meld"]]
+    assert all(e.speech.startswith("synth:") and not e.speech_labelled and e.text_labelled for e in exs)
+
+
+def test_branch_labelled_mask_follows_the_examples():
+    s = _sampler(0.0)
+    rng = np.random.default_rng(3)
+    exs = s.epoch(rng, 90)
+    mask = branch_labelled(exs)
+    assert mask.shape == (90, 2) and mask.dtype == torch.bool
+    assert mask.tolist() == [[e.text_labelled, e.speech_labelled] for e in exs]
+    by_source = Counter((e.source, e.text_labelled, e.speech_labelled) for e in exs)
+    assert by_source[("ravdess", True, True)] == 0 and by_source[("ravdess", False, True)] == 30
