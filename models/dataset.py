@@ -14,8 +14,8 @@ drawn as follows (settings in ``[data]``):
 Each example also records which of its modalities itself expresses the label (``text_labelled``/``speech_labelled``):
 a clip's own audio, a corpus text whose source says ``text_labelled`` (not RAVDESS's or nEMO's fixed sentences), and a
 same-label partner do; a neutral partner and an espeak-ng rendering do not. The fused output learns from every
-example; a single-modality branch (``models/branches.py``) learns only from the examples whose modality carries the
-label, since it cannot see the other modality that explains it.
+example; with ``train.branch_label_mask`` a single-modality branch (``models/branches.py``) learns only from the
+examples whose modality carries the label, since it cannot see the other modality that explains it.
 
 So the label always follows the modality that carries emotion, both agree when both carry it, and either may be
 missing - which is what the monitor meets live (flat delivery of emotional words, emotional delivery of neutral

@@ -129,6 +129,7 @@ class TrainConfig:
     patience: int = _opt(3, lo=1, hi=100, doc="early stopping: epochs without a better validation accuracy")
     epoch_size: int = _opt(0, lo=0, hi=10_000_000, doc="examples drawn per epoch (0 = one pass over the training set)")
     label_smoothing: float = _opt(0.0, lo=0.0, hi=0.5, doc="cross-entropy label smoothing")
+    branch_label_mask: bool = _opt(False, doc="with model.branch_heads: each branch learns only from the examples whose own modality expresses the label (a neutral partner, a fixed-sentence corpus's text or an espeak-ng voice does not; models/dataset.py)")
     seed: int = _opt(0, lo=0, hi=2**31 - 1, doc="random seed")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"), doc="'auto' picks CUDA when present")
 
