@@ -153,7 +153,8 @@ class FusionModel(nn.Module):
         """Cross-entropy of the fused distribution, plus ``step_loss_weight`` x the mean per-step cross-entropy.
 
         ``branch_labelled`` (batch, 2; text, speech): which examples' text / speech by itself expresses the label
-        (:class:`emomon.models.dataset.Example`); the branch heads learn only from those (default: all)."""
+        (:class:`emomon.models.dataset.Example`, with ``train.branch_label_mask``); the branch heads learn only from
+        those (default: from every example that has their modality)."""
         loss = nll_loss(out.log_probs, labels, label_smoothing)
         w = self.cfg.step_loss_weight
         steps = [k for k in out.steps if k in self.step_names]  # not the branches': they have their own term

@@ -14,8 +14,9 @@ the branch's confidence, one minus its normalised entropy, and ``b_m``, ``g_m`` 
 modality's branch gets weight 0, so text-only input is judged by the text branch and the architecture, speech-only
 input by the speech branch and the architecture. Training adds each branch's own cross-entropy (on the examples
 where its modality is present; with ``train.branch_label_mask`` also only where it itself expresses the label: not a
-neutral partner sentence, not RAVDESS's fixed sentences, not an espeak-ng voice) to the fused loss, so each branch stays a classifier in its own right; the reported
-steps are the architecture's steps, its fused output (under its architecture name) and the two branches.
+neutral partner sentence, not RAVDESS's fixed sentences, not an espeak-ng voice) to the fused loss, so each branch
+stays a classifier in its own right; the reported steps are the architecture's steps, its fused output (under its
+architecture name) and the two branches.
 """
 
 from __future__ import annotations

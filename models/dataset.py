@@ -360,7 +360,8 @@ class Example:
     #: The speech and the text are the same utterance (its own words), so word timings apply.
     timed: bool = False
     #: The text (resp. speech) by itself expresses the label; False for a neutral partner, a flat espeak-ng rendering
-    #: or a corpus that reads fixed sentences in every emotion. Single-modality branches learn only where it is True.
+    #: or a corpus that reads fixed sentences in every emotion. With ``train.branch_label_mask`` the single-modality
+    #: branches learn only where it is True (:func:`branch_labelled`).
     text_labelled: bool = True
     speech_labelled: bool = True
 

@@ -198,7 +198,8 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
                 text, speech, labels, extras = collate(batch, bank, text_dim, speech_dim, rate)
                 with autocast(dev):
                     out = model(model.prepare(text, speech, extras))
-                    loss = model.loss(out, labels.to(dev), cfg.train.label_smoothing, branch_labelled(batch) if cfg.train.branch_label_mask else None)
+                    mask = branch_labelled(batch) if cfg.train.branch_label_mask else None
+                    loss = model.loss(out, labels.to(dev), cfg.train.label_smoothing, mask)
                 opt.zero_grad(set_to_none=True)
                 grad_scaler.scale(loss).backward()
                 grad_scaler.step(opt)

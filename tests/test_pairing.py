@@ -64,16 +64,13 @@ def test_a_partner_is_labelled_only_when_it_was_drawn_by_label(p_label_pair):
     rng = np.random.default_rng(1)
     labels = {**{text_key(it.text): it.label for it in s.train_items["meld"]},
               **{k: it.label for it in s.train_items["ravdess"] + s.train_items["ased"] for k in s.bank.speech_keys[it.id]}}
-    for source, partner_of in (("ased", "text"), ("meld", "speech")):
+    for source, partner_of, own_of in (("ased", "text", "speech"), ("meld", "speech", "text")):
         for it in s.train_items[source]:
             e = s.draw(rng, it, source)
-            partner = getattr(e, partner_of)
-            labelled = getattr(e, f"{partner_of}_labelled")
-            assert labels[partner] == (it.label if p_label_pair == 1.0 else "neutral")
+            assert labels[getattr(e, partner_of)] == (it.label if p_label_pair == 1.0 else "neutral")
             # a neutral partner of a neutral item does express the label; of any other item it does not
-            assert labelled == (p_label_pair == 1.0 or it.label == "neutral")
-            own = e.speech if partner_of == "text" else e.text
-            assert own is not None and getattr(e, f"{'speech' if partner_of == 'text' else 'text'}_labelled")
+            assert getattr(e, f"{partner_of}_labelled") == (p_label_pair == 1.0 or it.label == "neutral")
+            assert getattr(e, own_of) is not None and getattr(e, f"{own_of}_labelled")
 
 
 def test_an_espeak_rendering_never_teaches_the_speech_branch():
@@ -92,3 +89,46 @@ def test_branch_labelled_mask_follows_the_examples():
     assert mask.tolist() == [[e.text_labelled, e.speech_labelled] for e in exs]
     by_source = Counter((e.source, e.text_labelled, e.speech_labelled) for e in exs)
     assert by_source[("ravdess", True, True)] == 0 and by_source[("ravdess", False, True)] == 30
+
+
+@pytest.mark.parametrize("mask", [False, True])
+def test_training_masks_the_branch_losses_only_when_the_preset_asks(tmp_path, monkeypatch, mask):
+    from conftest import untrained_preset
+
+    from emomon.models.base import FusionModel
+    from emomon.models.training import PreparedData, train
+
+    dim, rng = 8, np.random.default_rng(4)
+    bank = FeatureBank()
+    by_source = {"ravdess": [], "ased": [], "meld": []}
+    for split in ("train", "val", "test"):
+        for i in range(12):
+            label = LABELS[i % 3]
+            acted = Item(f"acted-{split}{i}", "ravdess", label, "a1", text="kids are talking by the door", split=split)
+            mute = Item(f"mute-{split}{i}", "ased", label, "m1", split=split)
+            line = Item(f"text-{split}{i}", "meld", label, "t1", text=f"{split} sentence {i} in {label}", split=split)
+            for it in (acted, mute):
+                bank.speech_keys[it.id] = [f"{it.id}:clean"]
+                bank.speech[f"{it.id}:clean"] = rng.normal(0, 1, (20, dim)).astype(np.float16)
+            for it in (acted, line):
+                bank.text_of[it.id] = it.text
+                bank.text[text_key(it.text)] = rng.normal(0, 1, (5, dim)).astype(np.float16)
+            by_source["ravdess"].append(acted), by_source["ased"].append(mute), by_source["meld"].append(line)
+    cfg = untrained_preset()
+    presets = {s.corpus: s for s in cfg.data.sources}
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, text_len=6, speech_len=6, layers=1, ff_dim=16, branch_heads=True),
+        train=dataclasses.replace(cfg.train, max_epochs=1, epoch_size=48, batch_size=16, branch_label_mask=mask))
+    data = PreparedData([Source(name, presets[name], items) for name, items in by_source.items()], bank,
+                        {"text": "text:test", "speech": "speech:test"}, dim, dim)
+    seen = []
+    loss = FusionModel.loss
+    monkeypatch.setattr(FusionModel, "loss", lambda self, out, labels, smoothing=0.0, labelled=None:
+                        seen.append(labelled) or loss(self, out, labels, smoothing, labelled))
+    train(cfg, tmp_path / "run", data=data, evaluate_test=False)
+    assert len(seen) == 3  # 48 examples in batches of 16
+    if mask:  # some texts (RAVDESS's fixed sentence, neutral partners) do not teach the text branch, others do
+        assert all(m is not None and m.shape[1] == 2 for m in seen)
+        assert not torch.cat(seen)[:, 0].all() and torch.cat(seen)[:, 0].any()
+    else:
+        assert seen == [None, None, None]

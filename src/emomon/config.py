@@ -153,7 +153,7 @@ class SourceConfig:
     val_speakers: tuple[str, ...] = _opt((), doc="speakers used for validation / early stopping")
     test_fraction: float = _opt(0.0, lo=0.0, hi=0.9, doc="without named speakers: share of speakers held out for test")
     val_fraction: float = _opt(0.0, lo=0.0, hi=0.9, doc="without named speakers: share of speakers used for validation")
-    text_labelled: bool = _opt(True, doc="the items' own text expresses their label (false for corpora that read the same sentences in every emotion, e.g. RAVDESS, nEMO): the text branch does not learn from it")
+    text_labelled: bool = _opt(True, doc="the items' own text expresses their label (false for corpora that read the same sentences in every emotion, e.g. RAVDESS, nEMO): with train.branch_label_mask the text branch does not learn from it")
     weight: float = _opt(1.0, lo=0.0, hi=1000.0, doc="relative share of training examples drawn from this source")
     augment: bool = _opt(True, doc="add augmented copies of this source's audio (see data.augment_copies)")
     max_items: int = _opt(0, lo=0, hi=10_000_000, doc="use at most this many items per split (0 = all)")
