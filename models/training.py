@@ -136,13 +136,40 @@ def _draw_offsets(bank: FeatureBank, examples: list[Example], pool: list[str], m
     random_offsets(bank, [e.speech for e in examples if e.speech], pool, model.speaker_baseline, rng)
 
 
+def _mean_state(states: list[dict]) -> dict:
+    """Element-wise mean of the floating-point tensors of several state dicts; others (counters) from the first."""
+    return {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v
+            for k, v in states[0].items()}
+
+
+def greedy_soup(model, ranked: list[tuple[float, int, dict]], score) -> tuple[list[int], float]:
+    """Greedy weight soup (Wortsman et al. 2022): ``ranked`` holds (validation accuracy, epoch, weights), best
+    first. Each epoch's weights join the average, in that order, only if ``score(model)`` (validation accuracy) of
+    the averaged weights does not fall. Why: neighbouring epochs of one run lie in one basin, and their average
+    generalises better than any one of them while costing nothing at inference. Leaves ``model`` holding the soup;
+    returns its epochs and validation accuracy."""
+    best_val, best_epoch, best_state = ranked[0]
+    kept, kept_val = [(best_epoch, best_state)], best_val
+    for val, epoch, state in ranked[1:]:
+        model.load_state_dict(_mean_state([st for _, st in kept] + [state]))
+        trial = score(model)
+        joined = trial >= kept_val
+        logger.info("soup: + epoch %d (alone %.4f) -> val acc %.4f%s", epoch, val, trial, "  kept" if joined else "")
+        if joined:
+            kept.append((epoch, state))
+            kept_val = trial
+    model.load_state_dict(_mean_state([st for _, st in kept]))
+    return [e for e, _ in kept], kept_val
+
+
 @dataclass
 class TrainResult:
     checkpoint: Path
     best_epoch: int
-    best_val: float
+    best_val: float  # of the best epoch, or of the soup when one was kept
     history: list[dict]
     test: dict[str, dict]
+    soup_epochs: list[int] = field(default_factory=list)  # the epochs averaged into the kept checkpoint (train.soup)
 
 
 def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None = None, device: str | None = None,
@@ -181,9 +208,13 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("model %s: %d parameters, device %s", cfg.model.arch, n_params, dev)
 
+    def validate(m) -> dict[str, float]:
+        return {name: evaluate_examples(m, exs, bank, cfg.classes).fused.accuracy for name, exs in val_sets.items()}
+
     # fp16 autocast (CUDA without bf16) needs loss scaling; bf16 and CPU do not.
     grad_scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and not torch.cuda.is_bf16_supported())
     best, best_epoch, bad, history = -1.0, -1, 0, []
+    ranked: list[tuple[float, int, dict]] = []  # the train.soup best epochs' weights, best first
     for epoch in range(cfg.train.max_epochs):
         if epoch > 0:
             examples = sampler.epoch(rng, cfg.train.epoch_size)
@@ -206,8 +237,11 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
                 grad_scaler.update()
                 losses.append(float(loss.detach()))
                 advance(len(batch))
-        val = {name: evaluate_examples(model, exs, bank, cfg.classes).fused.accuracy for name, exs in val_sets.items()}
+        val = validate(model)
         val_acc = float(np.mean(list(val.values())))
+        if cfg.train.soup > 1:
+            ranked.append((val_acc, epoch + 1, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}))
+            ranked = sorted(ranked, key=lambda r: -r[0])[: cfg.train.soup]
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": val_acc, "val": val, "seconds": round(time.time() - t0, 1)}
         history.append(record)
         improved = val_acc > best
@@ -225,16 +259,25 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
 
     from emomon.models.checkpoint import load_checkpoint
 
+    soup = None
+    if len(ranked) > 1:
+        epochs, soup_val = greedy_soup(model, ranked, lambda m: float(np.mean(list(validate(m).values()))))
+        soup = {"epochs": epochs, "val_accuracy": soup_val}
+        if len(epochs) > 1:
+            logger.info("soup of epochs %s: val acc %.4f (best epoch alone %.4f)", epochs, soup_val, best)
+            best = soup_val
+            save_checkpoint(out_dir, model, cfg, fingerprints, {"training": {"soup": soup}}, text_layers=data.text_layers)
+        del ranked
     best_model = load_checkpoint(out_dir, device=dev).model
     test = {}
     for mode in ("paired", "text-only", "speech-only") if evaluate_test else ():
         for name, exs in sampler.fixed("test", mode).items():
             test.setdefault(name, {})[mode] = evaluate_examples(best_model, exs, bank, cfg.classes).as_dict()
     metadata = {
-        "training": {"best_epoch": best_epoch, "val_accuracy": best, "history": history, "parameters": n_params,
+        "training": {"best_epoch": best_epoch, "val_accuracy": best, "soup": soup, "history": history, "parameters": n_params,
                      "sources": [{"name": s.name, "corpus": s.config.corpus, "items": len(s.items)} for s in sources]},
         "test": test,
     }
     save_checkpoint(out_dir, best_model, cfg, fingerprints, metadata, text_layers=data.text_layers)
     (out_dir / "metrics.json").write_text(json.dumps({"config": config_to_dict(cfg), **metadata}, indent=1) + "\n")
-    return TrainResult(out_dir, best_epoch, best, history, test)
+    return TrainResult(out_dir, best_epoch, best, history, test, soup["epochs"] if soup and len(soup["epochs"]) > 1 else [])

@@ -112,6 +112,50 @@ def untrained_preset(name: str = "en-tiny"):
                                model=dataclasses.replace(cfg.model, speaker_baseline=0.0))
 
 
+def hand_built_training_data(labels=("angry", "happy", "neutral"), per_split: int = 12, signal: float = 1.0):
+    """A tiny preset and ready features for ``training.train`` without encoders: acted clips reading one fixed
+    sentence (RAVDESS-like), clips without text (ASED-like) and sentences without audio (MELD-like), 8-d frames in
+    which class y raises feature y by ``signal``. Returns (config, PreparedData) for 1-epoch runs of 48 examples."""
+    import dataclasses
+
+    from emomon.models.data import Item
+    from emomon.models.dataset import FeatureBank, Source
+    from emomon.models.features import text_key
+    from emomon.models.training import PreparedData
+
+    dim, rng = 8, np.random.default_rng(4)
+    bank = FeatureBank()
+    by_source = {"ravdess": [], "ased": [], "meld": []}
+
+    def frames(n: int, label: str) -> np.ndarray:
+        x = rng.normal(0, 1, (n, dim))
+        x[:, labels.index(label)] += signal
+        return x.astype(np.float16)
+
+    for split in ("train", "val", "test"):
+        for i in range(per_split):
+            label = labels[i % len(labels)]
+            acted = Item(f"acted-{split}{i}", "ravdess", label, "a1", text="kids are talking by the door", split=split)
+            mute = Item(f"mute-{split}{i}", "ased", label, "m1", split=split)
+            line = Item(f"text-{split}{i}", "meld", label, "t1", text=f"{split} sentence {i} in {label}", split=split)
+            for it in (acted, mute):
+                bank.speech_keys[it.id] = [f"{it.id}:clean"]
+                bank.speech[f"{it.id}:clean"] = frames(20, label)
+            bank.text_of[acted.id] = acted.text
+            bank.text[text_key(acted.text)] = rng.normal(0, 1, (5, dim)).astype(np.float16)
+            bank.text_of[line.id] = line.text
+            bank.text[text_key(line.text)] = frames(5, label)
+            by_source["ravdess"].append(acted), by_source["ased"].append(mute), by_source["meld"].append(line)
+    cfg = untrained_preset()
+    presets = {s.corpus: s for s in cfg.data.sources}
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, text_len=6, speech_len=6, layers=1, ff_dim=16, branch_heads=True),
+        train=dataclasses.replace(cfg.train, max_epochs=1, epoch_size=48, batch_size=16))
+    data = PreparedData([Source(name, presets[name], items) for name, items in by_source.items()], bank,
+                        {"text": "text:test", "speech": "speech:test"}, dim, dim)
+    return cfg, data
+
+
 @pytest.fixture(scope="session")
 def random_checkpoint(tmp_path_factory):
     """A HyFusER checkpoint with random weights on the default encoders: for pipeline behaviour, not accuracy.

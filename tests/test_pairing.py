@@ -93,34 +93,13 @@ def test_branch_labelled_mask_follows_the_examples():
 
 @pytest.mark.parametrize("mask", [False, True])
 def test_training_masks_the_branch_losses_only_when_the_preset_asks(tmp_path, monkeypatch, mask):
-    from conftest import untrained_preset
+    from conftest import hand_built_training_data
 
     from emomon.models.base import FusionModel
-    from emomon.models.training import PreparedData, train
+    from emomon.models.training import train
 
-    dim, rng = 8, np.random.default_rng(4)
-    bank = FeatureBank()
-    by_source = {"ravdess": [], "ased": [], "meld": []}
-    for split in ("train", "val", "test"):
-        for i in range(12):
-            label = LABELS[i % 3]
-            acted = Item(f"acted-{split}{i}", "ravdess", label, "a1", text="kids are talking by the door", split=split)
-            mute = Item(f"mute-{split}{i}", "ased", label, "m1", split=split)
-            line = Item(f"text-{split}{i}", "meld", label, "t1", text=f"{split} sentence {i} in {label}", split=split)
-            for it in (acted, mute):
-                bank.speech_keys[it.id] = [f"{it.id}:clean"]
-                bank.speech[f"{it.id}:clean"] = rng.normal(0, 1, (20, dim)).astype(np.float16)
-            for it in (acted, line):
-                bank.text_of[it.id] = it.text
-                bank.text[text_key(it.text)] = rng.normal(0, 1, (5, dim)).astype(np.float16)
-            by_source["ravdess"].append(acted), by_source["ased"].append(mute), by_source["meld"].append(line)
-    cfg = untrained_preset()
-    presets = {s.corpus: s for s in cfg.data.sources}
-    cfg = dataclasses.replace(
-        cfg, model=dataclasses.replace(cfg.model, text_len=6, speech_len=6, layers=1, ff_dim=16, branch_heads=True),
-        train=dataclasses.replace(cfg.train, max_epochs=1, epoch_size=48, batch_size=16, branch_label_mask=mask))
-    data = PreparedData([Source(name, presets[name], items) for name, items in by_source.items()], bank,
-                        {"text": "text:test", "speech": "speech:test"}, dim, dim)
+    cfg, data = hand_built_training_data()
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, branch_label_mask=mask))
     seen = []
     loss = FusionModel.loss
     monkeypatch.setattr(FusionModel, "loss", lambda self, out, labels, smoothing=0.0, labelled=None:

@@ -51,7 +51,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_epochs=args.epochs))
     out = Path(args.out or f"runs/{cfg.name}")
     result = train(cfg, out, store=FeatureStore(Path(args.cache)) if args.cache else None, device=args.device)
-    print(f"best epoch {result.best_epoch}: validation accuracy {result.best_val:.4f}")
+    if result.soup_epochs:
+        print(f"soup of epochs {', '.join(map(str, result.soup_epochs))}: validation accuracy {result.best_val:.4f}")
+    else:
+        print(f"best epoch {result.best_epoch}: validation accuracy {result.best_val:.4f}")
     for source, modes in result.test.items():
         for mode, ev in modes.items():
             f = ev["fused"]
