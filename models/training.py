@@ -145,8 +145,8 @@ def _mean_state(states: list[dict]) -> dict:
 def greedy_soup(model, ranked: list[tuple[float, int, dict]], score) -> tuple[list[int], float]:
     """Greedy weight soup (Wortsman et al. 2022): ``ranked`` holds (validation accuracy, epoch, weights), best
     first. Each epoch's weights join the average, in that order, only if ``score(model)`` (validation accuracy) of
-    the averaged weights does not fall. Why: neighbouring epochs of one run lie in one basin, and their average
-    generalises better than any one of them while costing nothing at inference. Leaves ``model`` holding the soup;
+    the averaged weights does not fall. Why: the late epochs of one run usually lie in one basin, and their average
+    often generalises better than any one of them, at no cost at inference. Leaves ``model`` holding the soup;
     returns its epochs and validation accuracy."""
     best_val, best_epoch, best_state = ranked[0]
     kept, kept_val = [(best_epoch, best_state)], best_val
@@ -263,12 +263,13 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     if len(ranked) > 1:
         epochs, soup_val = greedy_soup(model, ranked, lambda m: float(np.mean(list(validate(m).values()))))
         soup = {"epochs": epochs, "val_accuracy": soup_val}
-        if len(epochs) > 1:
-            logger.info("soup of epochs %s: val acc %.4f (best epoch alone %.4f)", epochs, soup_val, best)
-            best = soup_val
-            save_checkpoint(out_dir, model, cfg, fingerprints, {"training": {"soup": soup}}, text_layers=data.text_layers)
         del ranked
-    best_model = load_checkpoint(out_dir, device=dev).model
+    souped = soup is not None and len(soup["epochs"]) > 1
+    if souped:  # the model holds the soup; it is saved once, with the metadata, below
+        logger.info("soup of epochs %s: val acc %.4f (best epoch alone %.4f)", soup["epochs"], soup["val_accuracy"], best)
+        best, best_model = soup["val_accuracy"], model
+    else:
+        best_model = load_checkpoint(out_dir, device=dev).model
     test = {}
     for mode in ("paired", "text-only", "speech-only") if evaluate_test else ():
         for name, exs in sampler.fixed("test", mode).items():
@@ -280,4 +281,4 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     }
     save_checkpoint(out_dir, best_model, cfg, fingerprints, metadata, text_layers=data.text_layers)
     (out_dir / "metrics.json").write_text(json.dumps({"config": config_to_dict(cfg), **metadata}, indent=1) + "\n")
-    return TrainResult(out_dir, best_epoch, best, history, test, soup["epochs"] if soup and len(soup["epochs"]) > 1 else [])
+    return TrainResult(out_dir, best_epoch, best, history, test, soup["epochs"] if souped else [])

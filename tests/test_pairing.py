@@ -8,44 +8,27 @@ import pytest
 import torch
 
 from emomon.config import load_config
-from emomon.models.data import Item
-from emomon.models.dataset import ExampleSampler, FeatureBank, Source, branch_labelled
+from emomon.models.dataset import ExampleSampler, branch_labelled
 from emomon.models.features import text_key
 
 LABELS = ("angry", "happy", "neutral")
 
 
-def _config(p_label_pair: float):
-    cfg = load_config("en-tiny")
-    sources = {s.corpus: s for s in cfg.data.sources}
-    data = dataclasses.replace(cfg.data, p_text_drop=0.0, p_speech_drop=0.0, p_label_pair=p_label_pair, sources=())
-    return dataclasses.replace(cfg, data=data), sources
-
-
 def _sampler(p_label_pair: float, synth: bool = False) -> ExampleSampler:
-    """Acted speech reading one fixed sentence (text not labelled), clips without text, and sentences without audio."""
-    cfg, presets = _config(p_label_pair)
-    bank = FeatureBank()
-    acted, mute, text = [], [], []
-    for i in range(30):
-        label = LABELS[i % 3]
-        a = Item(f"acted{i}", "ravdess", label, "a1", text="kids are talking by the door", split="train")
-        bank.speech_keys[a.id] = [f"acted{i}:clean"]
-        bank.text_of[a.id] = a.text
-        m = Item(f"mute{i}", "ased", label, "m1", split="train")
-        bank.speech_keys[m.id] = [f"mute{i}:clean"]
-        t = Item(f"text{i}", "meld", label, "t1", text=f"sentence {i} said in {label}", split="train")
-        bank.text_of[t.id] = t.text
-        if synth:
-            bank.synth_key[t.id] = f"synth:{i}"
-        acted.append(a), mute.append(m), text.append(t)
-    sources = [Source("ravdess", presets["ravdess"], acted), Source("ased", presets["ased"], mute),
-               Source("meld", presets["meld"], text)]
-    return ExampleSampler(cfg, sources, bank)
+    """Acted speech reading one fixed sentence (text not labelled), clips without text, and sentences without audio
+    (30 training items each), without modality dropout; ``synth``: every sentence also has an espeak-ng reading."""
+    from conftest import hand_built_training_data
+
+    cfg, data = hand_built_training_data(LABELS, per_split=30)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, p_text_drop=0.0, p_speech_drop=0.0, p_label_pair=p_label_pair))
+    if synth:
+        for src in data.sources:
+            data.bank.synth_key.update({it.id: f"synth:{it.id}" for it in src.items if src.name == "meld"})
+    return ExampleSampler(cfg, data.sources, data.bank)
 
 
 def test_the_preset_marks_fixed_sentence_corpora_as_text_unlabelled():
-    _, presets = _config(0.2)
+    presets = {s.corpus: s for s in load_config("en-tiny").data.sources}
     assert not presets["ravdess"].text_labelled and not presets["nemo"].text_labelled
     assert presets["meld"].text_labelled and presets["ased"].text_labelled
 
