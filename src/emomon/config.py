@@ -34,9 +34,10 @@ def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choi
 # --------------------------------------------------------------------------------------------------- encoders
 @dataclass(frozen=True)
 class TextEncoderConfig:
-    """Text encoder: token states of a transformer (``minilm`` = the packaged all-MiniLM-L6-v2, offline)."""
+    """Text encoder: token states of a transformer (``minilm``/``mpnet`` = all-MiniLM-L6-v2/all-mpnet-base-v2 from pip
+    packages, offline)."""
 
-    name: str = _opt("minilm", doc="'minilm' (packaged, offline) or any transformers checkpoint name or local path")
+    name: str = _opt("minilm", doc="'minilm' or 'mpnet' (from pip packages, offline) or any transformers checkpoint name or local path")
     layer: int = _opt(-1, lo=-64, hi=64, doc="hidden layer whose token states are used (-1 = last)")
     max_tokens: int = _opt(64, lo=4, hi=1024, doc="longest token sequence kept (the tokenizer truncates)")
     tune_layers: int = _opt(
@@ -383,7 +384,17 @@ def preset_names() -> list[str]:
 
 
 def load_config(name_or_path: str | Path) -> EmomonConfig:
-    """Load a preset by name (``en-tiny``) or a TOML file by path; every problem is a one-line ConfigError."""
+    """Load a preset by name (``en-tiny``) or a TOML file by path; every problem is a one-line ConfigError.
+
+    A document may start from a preset with ``extends = "en-tiny"``: its tables are merged over the preset's, key by
+    key; any other value (numbers, strings, lists, the ``[[data.sources]]`` list) replaces the preset's.
+    """
+    data, base_dir = _read_document(name_or_path, ())
+    return config_from_dict(data, base_dir=base_dir)
+
+
+def _read_document(name_or_path: str | Path, chain: tuple[str, ...]) -> tuple[dict, str]:
+    """The parsed TOML of a preset or file with its ``extends`` resolved, and the directory paths are relative to."""
     text_path = Path(name_or_path).expanduser()
     if text_path.suffix == ".toml" or text_path.exists() or "/" in str(name_or_path):
         if not text_path.is_file():
@@ -405,7 +416,22 @@ def load_config(name_or_path: str | Path) -> EmomonConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{label} is not valid TOML: {exc}") from None
-    return config_from_dict(data, base_dir=base_dir)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data, base_dir
+    if not isinstance(parent, str) or not parent or "/" in parent or parent.endswith(".toml"):
+        raise ConfigError(f"extends: expected the name of a preset ({', '.join(preset_names())}), got {parent!r}")
+    if parent in chain:
+        raise ConfigError(f"extends: preset {parent!r} extends itself ({' -> '.join((*chain, parent))})")
+    base, _ = _read_document(parent, (*chain, parent))
+    return _merge_tables(base, data), base_dir
+
+
+def _merge_tables(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge_tables(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def config_to_dict(cfg: Any) -> dict:
