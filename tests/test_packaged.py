@@ -58,6 +58,14 @@ def test_parts_are_joined_checked_and_unpacked_once(installed_parts, tmp_path, m
     assert packaged.packaged_mpnet_dir(tmp_path / "cache") == folder
 
 
+def test_a_damaged_unpacked_copy_is_unpacked_again(installed_parts, tmp_path):
+    folder = packaged.packaged_mpnet_dir(tmp_path / "cache")
+    (folder / "model.safetensors").unlink()
+    (folder / "stray.txt").write_text("left by hand")
+    assert packaged.packaged_mpnet_dir(tmp_path / "cache") == folder
+    assert (folder / "model.safetensors").is_file() and not (folder / "stray.txt").exists()
+
+
 def test_the_mpnet_text_encoder_loads_from_the_unpacked_parts(installed_parts):
     from emomon.models.encoders.text import TransformersTextEncoder, text_fingerprint
 

