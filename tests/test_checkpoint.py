@@ -167,3 +167,23 @@ def test_nan_weights_are_rejected(saved, cfg):
     save_checkpoint(path, model, cfg, {"text": "t", "speech": "s"})
     with pytest.raises(ModelError, match="NaN"):
         load_checkpoint(path)
+
+
+def test_a_wider_text_encoder_projected_to_the_model_width_round_trips(tmp_path):
+    """en-mpnet's shape: 768-d text projected to the speech width, branch heads and a speaker baseline (small here)."""
+    from emomon.models.speaker_baseline import SpeakerBaselineOptions
+
+    base = untrained_preset("en-mpnet")
+    assert base.encoders.text.name == "mpnet" and base.model.d_model == 384
+    cfg = dataclasses.replace(base, model=dataclasses.replace(base.model, d_model=D, text_len=8, speech_len=6, ff_dim=32,
+                                                              speaker_baseline=3.0))
+    torch.manual_seed(0)
+    model = build_model(cfg, 2 * D, D, 7).eval()
+    model.speaker_baseline = SpeakerBaselineOptions(np.full(D, 0.5, np.float32), 3.0)
+    assert model.text_in.in_features == 2 * D and model.branches.text_head[1].in_features == 2 * D
+    path = save_checkpoint(tmp_path / "ckpt", model, cfg, {"text": "t:1", "speech": "s:1"})
+    ck = load_checkpoint(path)
+    assert ck.dims == {"text": 2 * D, "speech": D} and ck.model.speaker_baseline.prior_weight == 3.0
+    t, s = Frames.pad([np.ones((3, 2 * D))], 2 * D), Frames.pad([np.random.default_rng(0).normal(size=(9, D))], D)
+    with torch.no_grad():
+        assert torch.allclose(model(model.prepare(t, s)).probs, ck.model(ck.model.prepare(t, s)).probs)
