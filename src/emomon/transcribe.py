@@ -8,9 +8,8 @@ one window.
 Whisper's decoder was trained on 30 s windows: decoding from the frames of a 3 s clip alone makes tiny.en loop and
 mis-hear (RAVDESS actors 19-24, real speech: WER 0.59, against 0.01 when the waveform is padded to 30 s). Encoding
 30 s per utterance costs far more, so instead the utterance is encoded alone and its frames are followed by the
-encoder's output for silence (computed once): WER 0.01 at a third of the time (252 against 716 ms per utterance on 2
-CPU threads; on espeak-ng readings of MELD sentences 0.22 against 0.24 padded and 0.30 alone;
-``bench/asr_padding.py``).
+encoder's output for silence (computed once): WER 0.01 in about a third of the time per utterance (on espeak-ng
+readings of MELD sentences: 0.22, against 0.24 padded and 0.30 alone; ``bench/asr_padding.py``).
 
 Guards against Whisper's known failure on silence and noise (hallucinated "Thank you." and repetition loops) follow
 openai/whisper's rules: a window whose no-speech probability is high *and* whose average log-probability is low is
