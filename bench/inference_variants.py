@@ -31,22 +31,6 @@ SPLITS = {
 SPEEDS = (0.95, 1.05)
 
 
-def session_offsets(bank, keys, options) -> None:
-    """Each speaker's offset from the mean of all their keys (shrunk toward the population like the running one)."""
-    from emomon.models.speaker_baseline import shrunk_mean
-
-    bank.offsets.clear()
-    bank.offsets_owner = options
-    groups: dict[str, list[str]] = {}
-    for k in keys:
-        groups.setdefault(bank.speaker_of.get(k, k), []).append(k)
-    for group in groups.values():
-        stack = np.stack([bank.utterance_mean(k) for k in group])
-        offset = options.population_mean - shrunk_mean(stack.sum(0), len(stack), options)
-        for k in group:
-            bank.offsets[k] = offset
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="en-tiny")
@@ -62,6 +46,7 @@ def main() -> int:
     from emomon.models.checkpoint import load_checkpoint
     from emomon.models.data.augment import speed
     from emomon.models.dataset import FeatureBuilder, fixed_examples, load_sources
+    from emomon.models.speaker_baseline import session_offsets
     from emomon.models.training import predict_examples
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -53,16 +53,13 @@ def main() -> int:
         model = LogisticRegression(C=0.1, max_iter=3000).fit(sc.transform(features[~test]), y[~test])
         return float((model.predict(sc.transform(features[test])) == y[test]).mean())
 
-    population = X[~test, :dim].mean(0)
-    running, whole = X.copy(), X.copy()
-    rng = np.random.default_rng(0)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from probe_layers import running_baseline
+
+    running, whole = running_baseline(X, speaker, ~test, args.prior), X.copy()
     for s in np.unique(speaker):
         idx = np.where(speaker == s)[0]
         whole[idx, :dim] = X[idx, :dim] - X[idx, :dim].mean(0)
-        total, n = np.zeros(dim), 0
-        for j in rng.permutation(idx):
-            total, n = total + X[j, :dim], n + 1
-            running[j, :dim] = X[j, :dim] - (total + args.prior * population) / (n + args.prior)
     print(f"RAVDESS actors 19-24, {int(test.sum())} clips, logistic regression on pooled tiny.en layer 2-3 frames")
     print(f"  plain                                    {accuracy(X):.3f}")
     print(f"  running speaker baseline (prior {args.prior:g})     {accuracy(running):.3f}")

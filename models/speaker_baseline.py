@@ -126,6 +126,17 @@ def stream_offsets(bank, keys, options: SpeakerBaselineOptions) -> None:
             bank.offsets[k] = running.normalise(speaker, m[None])[0] - m
 
 
+def session_offsets(bank, keys, options: SpeakerBaselineOptions) -> None:
+    """Offsets from each speaker's mean over **all** their ``keys`` (shrunk like the running one): what a replay of a
+    whole recording could use instead of the causal stream (``bench/inference_variants.py``)."""
+    _claim(bank, options)
+    for group in _by_speaker(bank, keys).values():
+        stack = np.stack([bank.utterance_mean(k) for k in group])
+        offset = options.population_mean - shrunk_mean(stack.sum(0), len(stack), options)
+        for k in group:
+            bank.offsets[k] = offset
+
+
 def random_offsets(bank, keys, pool_keys, options: SpeakerBaselineOptions, rng: np.random.Generator) -> None:
     """Offsets for training: each key's baseline from itself plus a random number (0 .. all) of its speaker's other
     clips in ``pool_keys``, so every stage of a session - first utterance to fiftieth - is seen."""

@@ -13,6 +13,7 @@ from emomon.models.speaker_baseline import (
     SpeakerBaselineOptions,
     fit_population,
     random_offsets,
+    session_offsets,
     stream_offsets,
 )
 
@@ -98,6 +99,21 @@ def test_stream_offsets_match_the_live_running_baseline():
     # other options (another model) start afresh
     stream_offsets(bank, keys[:3], fit_population(bank, keys, 1.0))
     assert len(bank.offsets) == 3
+
+
+def test_session_offsets_use_each_speakers_whole_mean():
+    rng = np.random.default_rng(4)
+    bank = _bank(rng)
+    keys = sorted(bank.speech)
+    opts = fit_population(bank, keys, 3.0)
+    session_offsets(bank, keys, opts)
+    for s in ("s1", "s2"):
+        mine = [k for k in keys if k.startswith(s)]
+        whole = np.mean([bank.utterance_mean(k) for k in mine], 0)
+        want = opts.population_mean - (30 * whole + 3.0 * opts.population_mean) / 33.0
+        for k in mine:  # every clip of a speaker, first or last, gets the same offset
+            np.testing.assert_allclose(bank.offsets[k], want, atol=1e-5)
+    assert np.abs(bank.speech_frames("s1-0").mean(0)).max() < 0.5  # the voice is factored out from the first clip
 
 
 def test_random_offsets_span_first_to_late_utterances():
