@@ -41,6 +41,8 @@ class EmotionRecognizer:
         self.model = self.ckpt.model.to(self.device).eval()
         self.classes = self.ckpt.classes
         self._text = self._speech = None
+        #: Speeds each utterance is read at, probabilities averaged (1.0 alone = no test-time augmentation).
+        self.speeds: tuple[float, ...] = (1.0,)
         opts = getattr(self.model, "speaker_baseline", None)
         if opts is not None:
             from emomon.models.speaker_baseline import SpeakerBaseline
@@ -49,6 +51,34 @@ class EmotionRecognizer:
             self.baselines = SpeakerBaseline(opts)
         else:
             self.baselines = None
+        #: Per-speed baselines (speed -> SpeakerBaseline or SessionBaseline); 1.0 is ``self.baselines``.
+        self._speed_baselines: dict[float, object] = {}
+
+    def read_at_speeds(self, speeds: Sequence[float]) -> None:
+        """Speed test-time augmentation: every utterance is also encoded at these speeds (e.g. 0.95 and 1.05) and
+        the distributions averaged. Costs one speech-encoder pass per extra speed. Each speed keeps its own
+        speaker baselines (a speaker sounds different sped up)."""
+        speeds = tuple(dict.fromkeys([1.0, *(float(f) for f in speeds)]))
+        if any(not 0.5 <= f <= 2.0 for f in speeds):
+            raise ValueError(f"speeds must lie in [0.5, 2]: {speeds}")
+        self.speeds = speeds
+        if self.baselines is not None:
+            from emomon.models.speaker_baseline import SpeakerBaseline
+
+            self._speed_baselines = {f: self._speed_baselines.get(f) or SpeakerBaseline(self.baselines.options)
+                                     for f in speeds if f != 1.0}
+
+    def use_session_baselines(self, baselines: dict[float, object]) -> None:
+        """Replace the running baselines by fixed whole-recording ones (:class:`SessionBaseline`), one per speed
+        of :attr:`speeds` (see ``emomon.monitor.prepass``)."""
+        missing = [f for f in self.speeds if f not in baselines]
+        if self.baselines is None or missing:
+            raise ValueError("session baselines need a speaker-baseline model and one baseline per reading speed")
+        self.baselines = baselines[1.0]
+        self._speed_baselines = {f: b for f, b in baselines.items() if f != 1.0 and f in self.speeds}
+
+    def baseline_at(self, speed: float):
+        return self.baselines if speed == 1.0 else self._speed_baselines.get(speed)
 
     @property
     def config(self):
@@ -95,12 +125,40 @@ class EmotionRecognizer:
     def encode_speech(self, audios: Sequence[np.ndarray]) -> Frames:
         return self.speech_encoder.encode(audios)
 
-    def normalise_speakers(self, frames: Sequence[np.ndarray], speakers: Sequence[str | None]) -> list[np.ndarray]:
-        """Each utterance's speech frames relative to its speaker's running baseline, in order (the utterances join
-        their speakers' baselines). Unchanged when the model has no speaker baseline; ``None`` = unknown speaker."""
-        if self.baselines is None:
+    def normalise_speakers(self, frames: Sequence[np.ndarray], speakers: Sequence[str | None], speed: float = 1.0) -> list[np.ndarray]:
+        """Each utterance's speech frames relative to its speaker's baseline (at that reading speed), in order (with
+        running baselines the utterances join them). Unchanged when the model has no speaker baseline; ``None`` =
+        unknown speaker."""
+        baseline = self.baseline_at(speed)
+        if baseline is None:
             return list(frames)
-        return [self.baselines.normalise(sp, f) for f, sp in zip(frames, speakers)]
+        return [baseline.normalise(sp, f) for f, sp in zip(frames, speakers)]
+
+    def speech_views(self, frames: Sequence[np.ndarray | None], audios: Sequence[np.ndarray | None],
+                     speakers: Sequence[str | None]) -> list[Frames]:
+        """The batch's speech as the model reads it, one padded batch per speed of :attr:`speeds`: frames at 1x
+        (``None`` where not encoded yet: encoded here from the audio), the other speeds encoded from the audio, each
+        normalised by that speed's speaker baselines. An utterance without audio is absent in every view."""
+        from emomon.models.data.augment import speed as resample_speed
+
+        dim = self.ckpt.dims["speech"]
+        views = []
+        for factor in self.speeds:
+            seqs = [np.zeros((0, dim), np.float32) for _ in audios]
+            todo = [i for i, a in enumerate(audios) if a is not None and len(a) and (factor != 1.0 or frames[i] is None)]
+            if todo:
+                audio = [audios[i] if factor == 1.0 else resample_speed(audios[i], factor) for i in todo]
+                for i, f in zip(todo, self.encode_speech(audio).unbatch()):
+                    seqs[i] = f
+            if factor == 1.0:
+                for i, f in enumerate(frames):
+                    if f is not None:
+                        seqs[i] = f
+            present = [i for i, s in enumerate(seqs) if len(s)]
+            for i, s in zip(present, self.normalise_speakers([seqs[i] for i in present], [speakers[i] for i in present], factor)):
+                seqs[i] = s
+            views.append(Frames.pad(seqs, dim=dim))
+        return views
 
     # ------------------------------------------------------------------------------------------------ prediction
     @property
@@ -120,11 +178,17 @@ class EmotionRecognizer:
             "speech_seconds": torch.tensor(list(durations), dtype=torch.float32),
         }
 
-    def predict_frames(self, text: Frames, speech: Frames, extras: dict | None = None) -> list[Prediction]:
+    def predict_frames(self, text: Frames, speech: Frames | Sequence[Frames], extras: dict | None = None) -> list[Prediction]:
+        """Predictions from encoded text and speech; several speech views (:meth:`speech_views`) are averaged."""
+        views = [speech] if isinstance(speech, Frames) else list(speech)
+        probs, steps = None, {}
         with torch.inference_mode(), autocast(self.device):
-            out = self.model(self.model.prepare(text, speech, extras))
-        probs = out.probs.float().cpu().numpy()
-        steps = {k: v.float().cpu().numpy() for k, v in out.steps.items()}
+            for view in views:
+                out = self.model(self.model.prepare(text, view, extras))
+                p = out.probs.float().cpu().numpy() / len(views)
+                probs = p if probs is None else probs + p
+                for k, v in out.steps.items():
+                    steps[k] = steps.get(k, 0.0) + v.float().cpu().numpy() / len(views)
         preds = []
         for i, p in enumerate(probs):
             k = int(p.argmax())
@@ -148,11 +212,5 @@ class EmotionRecognizer:
         speakers = list(speakers) if speakers is not None else [None] * len(audios)
         if len(speakers) != len(audios):
             raise ValueError("speakers and audios differ in length")
-        dim = self.ckpt.dims["speech"]
-        present = [i for i, a in enumerate(audios) if a is not None and len(a)]
-        seqs: list[np.ndarray] = [np.zeros((0, dim), np.float32) for _ in audios]
-        if present:
-            encoded = self.encode_speech([audios[i] for i in present]).unbatch()
-            for i, s in zip(present, self.normalise_speakers(encoded, [speakers[i] for i in present])):
-                seqs[i] = s
-        return self.predict_frames(self.encode_text(texts), Frames.pad(seqs, dim=dim))
+        views = self.speech_views([None] * len(audios), audios, speakers)
+        return self.predict_frames(self.encode_text(texts), views)

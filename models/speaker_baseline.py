@@ -84,6 +84,51 @@ class SpeakerBaseline:
         return self._counts.get(speaker, 0.0)
 
 
+@dataclass
+class SessionBaseline:
+    """Per-speaker baselines from a **whole** recording, fixed before the first utterance is judged.
+
+    A replay has every utterance before it reports any, so each speaker can be read against the mean of all their
+    utterances (shrunk toward the population like the running estimate) instead of only those heard so far: their
+    first utterance is then judged as well as their last. A first pass :meth:`add` s every utterance; afterwards
+    :meth:`normalise` changes nothing it holds. A speaker the first pass did not hear is judged as a stranger.
+    """
+
+    options: SpeakerBaselineOptions
+    _sums: dict[str, np.ndarray] = field(default_factory=dict)
+    _counts: dict[str, float] = field(default_factory=dict)
+
+    def add(self, speaker: str, frames: np.ndarray) -> None:
+        frames = np.asarray(frames, dtype=np.float32)
+        if frames.shape[0] == 0:
+            return
+        self.add_mean(speaker, frames.mean(0))
+
+    def add_mean(self, speaker: str, mean: np.ndarray) -> None:
+        self._sums[speaker] = self._sums.get(speaker, 0.0) + np.asarray(mean, dtype=np.float32)
+        self._counts[speaker] = self._counts.get(speaker, 0.0) + 1
+
+    def offset(self, speaker: str | None, frames_mean: np.ndarray) -> np.ndarray:
+        """What is added to every frame of an utterance (its mean frame given) by :meth:`normalise`."""
+        o = self.options
+        if speaker in self._sums:
+            return o.population_mean - shrunk_mean(self._sums[speaker], self._counts[speaker], o)
+        return o.population_mean - shrunk_mean(frames_mean, 1.0, o)
+
+    def normalise(self, speaker: str | None, frames: np.ndarray) -> np.ndarray:
+        frames = np.asarray(frames, dtype=np.float32)
+        if frames.shape[0] == 0:
+            return frames
+        return frames + self.offset(speaker, frames.mean(0))
+
+    @property
+    def speakers(self) -> list[str]:
+        return list(self._sums)
+
+    def utterances(self, speaker: str) -> float:
+        return self._counts.get(speaker, 0.0)
+
+
 # ------------------------------------------------------------------------------------------- training / evaluation
 def fit_population(bank, keys, prior_weight: float, window: int = 200) -> SpeakerBaselineOptions:
     """Options from the training speech keys of a :class:`~emomon.models.dataset.FeatureBank`: the mean of their
@@ -128,13 +173,16 @@ def stream_offsets(bank, keys, options: SpeakerBaselineOptions) -> None:
 
 def session_offsets(bank, keys, options: SpeakerBaselineOptions) -> None:
     """Offsets from each speaker's mean over **all** their ``keys`` (shrunk like the running one): what a replay of a
-    whole recording could use instead of the causal stream (``bench/inference_variants.py``)."""
+    whole recording uses instead of the causal stream (:class:`SessionBaseline`; ``bench/inference_variants.py``)."""
     _claim(bank, options)
-    for group in _by_speaker(bank, keys).values():
-        stack = np.stack([bank.utterance_mean(k) for k in group])
-        offset = options.population_mean - shrunk_mean(stack.sum(0), len(stack), options)
+    session = SessionBaseline(options)
+    groups = _by_speaker(bank, keys)
+    for speaker, group in groups.items():
         for k in group:
-            bank.offsets[k] = offset
+            session.add_mean(speaker, bank.utterance_mean(k))
+    for speaker, group in groups.items():
+        for k in group:
+            bank.offsets[k] = session.offset(speaker, bank.utterance_mean(k))
 
 
 def random_offsets(bank, keys, pool_keys, options: SpeakerBaselineOptions, rng: np.random.Generator) -> None:

@@ -32,12 +32,15 @@ _STOP = object()
 
 
 class InferenceWorker(threading.Thread):
-    """``recognizer_factory`` is called in this thread (so the model lives on the device this thread owns)."""
+    """``recognizer_factory`` is called in this thread (so the model lives on the device this thread owns), then
+    ``prepare(recognizer)`` if given; the errors of either are raised by :meth:`wait_ready`."""
 
     def __init__(self, recognizer_factory: Callable, batch_size: int = 8, batch_wait_ms: int = 30,
-                 on_result: Callable[[Result], None] | None = None, abort: threading.Event | None = None):
+                 on_result: Callable[[Result], None] | None = None, abort: threading.Event | None = None,
+                 prepare: Callable | None = None):
         super().__init__(name="emomon-inference", daemon=True)
         self._factory = recognizer_factory
+        self._prepare = prepare  # called with the warmed-up recognizer, in this thread, before ready (a replay's first pass)
         self.batch_size = batch_size
         self.batch_wait = batch_wait_ms / 1000
         self.on_result = on_result
@@ -70,6 +73,8 @@ class InferenceWorker(threading.Thread):
         try:
             self.recognizer = self._factory()
             self._warm_up()
+            if self._prepare is not None:
+                self._prepare(self.recognizer)
         except BaseException as exc:  # handed to wait_ready()
             self.error = exc
             self.ready.set()
@@ -104,27 +109,22 @@ class InferenceWorker(threading.Thread):
         rec.predict([np.zeros(16000, np.float32)], ["warm up"])
 
     def _process(self, batch: list[EmotionRequest]) -> None:
-        from emomon.models.encoders.base import Frames
-
         rec = self.recognizer
         t0 = time.perf_counter()
         try:
             items = [r.transcribed for r in batch]
             text = rec.encode_text([t.text or None for t in items])
-            need = [i for i, t in enumerate(items) if t.speech_frames is None]
-            frames: list[np.ndarray] = [t.speech_frames for t in items]
-            if need:
-                for i, f in zip(need, rec.encode_speech([items[i].utterance.audio for i in need]).unbatch()):
-                    frames[i] = f
-            # in arrival order, so each speaker's running baseline grows as the session goes
-            frames = rec.normalise_speakers(frames, [t.utterance.speaker for t in items])
+            # frames the ASR pass already computed are reused; in arrival order, so each speaker's running
+            # baseline grows as the session goes (a replay may read at several speeds: one view each)
+            views = rec.speech_views([t.speech_frames for t in items], [t.utterance.audio for t in items],
+                                     [t.utterance.speaker for t in items])
             extras = None
             if rec.uses_word_times:
                 extras = rec.word_time_extras(
                     [t.text for t in items], [t.words for t in items],
                     [t.utterance.audio_start if t.utterance.audio_start is not None else t.utterance.start for t in items],
                     [len(t.utterance.audio) / 16000 for t in items])
-            preds = rec.predict_frames(text, Frames.pad(frames, dim=rec.ckpt.dims["speech"]), extras)
+            preds = rec.predict_frames(text, views, extras)
         except Exception as exc:  # never lose the batch silently: fail its futures
             logger.exception("emotion inference failed for %d utterance(s)", len(batch))
             for req in batch:

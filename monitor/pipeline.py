@@ -49,10 +49,11 @@ class SessionStats:
     errors: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     finished_wall: float | None = None
+    first_pass_seconds: float = 0.0  # a replay's first pass (whole-recording baselines), done before ``started``
 
     @property
     def wall_seconds(self) -> float:
-        return (self.finished_wall or time.time()) - self.started
+        return (self.finished_wall or time.time()) - self.started + self.first_pass_seconds
 
     @property
     def speed(self) -> float:
@@ -86,19 +87,48 @@ class Session:
         self.results: queue.Queue = queue.Queue()
         self.asr = asr_stage
         self.worker = InferenceWorker(recognizer_factory or self._default_recognizer, rt.batch_size, rt.batch_wait_ms,
-                                      on_result=self.results.put, abort=self.abort)
+                                      on_result=self.results.put, abort=self.abort, prepare=self._prepare_reading)
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._index = 0
         self.recent: collections.deque = collections.deque(maxlen=200)  # for the dashboard
         self.fatal: BaseException | None = None
         self.stop_reason = ""
+        self.reading = "as live: running speaker baseline, one speed"
         self.diarizers = None
         if cfg.diarization.enabled:
             from emomon.monitor.diarize import OnlineDiarizer, default_embedder
 
             embedder = default_embedder()
             self.diarizers = {i: OnlineDiarizer(cfg.diarization, embedder) for i in self.streams}
+
+    @property
+    def whole_recording(self) -> bool:
+        """A full-speed replay: every utterance is available before any is reported (not live, not paced)."""
+        return not self.live and not any(getattr(s, "realtime", False) for s in self.sources)
+
+    def _prepare_reading(self, rec) -> None:
+        """In the worker thread, before the session starts: a full-speed replay reads its speakers as ``[replay]``
+        says (speed test-time augmentation; whole-recording speaker baselines from a first pass). Live sessions
+        and paced replays read as live."""
+        if not self.whole_recording:
+            return
+        rc = self.cfg.replay
+        if rc.tta_speeds:
+            rec.read_at_speeds(rc.tta_speeds)
+        if rc.baseline == "session" and rec.baselines is not None:
+            from emomon.monitor.prepass import whole_recording_baselines
+
+            factory = None
+            if self.diarizers is not None:  # fresh diarizers: the first pass names the voices as the second will
+                from emomon.monitor.diarize import OnlineDiarizer
+
+                embedder = next(iter(self.diarizers.values())).embedder
+                factory = lambda index: OnlineDiarizer(self.cfg.diarization, embedder)  # noqa: E731
+            t0 = time.perf_counter()
+            rec.use_session_baselines(whole_recording_baselines(rec, self.sources, self.cfg, factory, self.stop_event))
+            self.stats.first_pass_seconds = time.perf_counter() - t0
+        self.reading = reading_description(rec, rc.baseline == "session" and rec.baselines is not None)
 
     def _default_recognizer(self):
         from emomon.models.inference import EmotionRecognizer
@@ -341,12 +371,20 @@ def step_names_of(model: ModelConfig) -> tuple[str, ...]:
     return model_class(model.arch).output_names(model)
 
 
+def reading_description(rec, session_baseline: bool) -> str:
+    speeds = "/".join(f"{f:g}x" for f in sorted(rec.speeds))
+    base = "whole-recording speaker baselines" if session_baseline else (
+        "running speaker baseline" if rec.baselines is not None else "no speaker baseline")
+    return f"{base}, speeds {speeds} averaged" if len(rec.speeds) > 1 else f"{base}, one speed"
+
+
 def summary_lines(session: Session) -> list[str]:
     s = session.stats
     lines = [
         f"session {session.session_id}: {s.utterances} utterances from {len(s.by_speaker)} speaker(s), "
         f"{s.audio_seconds:.1f} s of audio in {s.wall_seconds:.1f} s ({s.speed:.1f}x real time)"
     ]
+    lines.append(f"  read with {session.reading}")
     for speaker, counts in sorted(s.by_speaker.items()):
         total = sum(counts.values())
         shares = ", ".join(f"{e} {100 * n / total:.0f}%" for e, n in counts.most_common())

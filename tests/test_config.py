@@ -39,6 +39,8 @@ def test_round_trip_through_dict():
         ({"classes": ["angry", "bored"]}, "classes: 'bored' is not one of"),
         ({"data": {"sources": [{"corpus": "ravdess", "speakers": ["1"]}]}}, "unknown setting data.sources[0].speakers"),
         ({"encoders": {"speech": {"layers": "2"}}}, "encoders.speech.layers: expected a list"),
+        ({"replay": {"tta_speeds": [0.95, 3.0]}}, "replay.tta_speeds[1]: must be <= 2.0"),
+        ({"replay": {"baseline": "whole"}}, "replay.baseline: must be one of session, running"),
     ],
 )
 def test_bad_values_name_the_key(doc, message):

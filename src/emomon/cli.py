@@ -7,6 +7,7 @@ the exit code documented in :mod:`emomon.errors`; the traceback of anything else
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -139,7 +140,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     opts = MonitorOptions(files=files, realtime=args.realtime, split_channels=args.split_channels,
                           speakers=parse_speaker_names(args.speaker or []), csv=Path(args.csv) if args.csv else None,
                           printer=not args.quiet_lines, save_audio=args.save_audio, dashboard=args.dashboard)
-    return run_monitor(_runtime_config(args), opts, live=False)
+    cfg = _runtime_config(args)
+    if args.as_live:
+        cfg = dataclasses.replace(cfg, replay=dataclasses.replace(cfg.replay, baseline="running", tta_speeds=()))
+    return run_monitor(cfg, opts, live=False)
 
 
 def cmd_live(args: argparse.Namespace) -> int:
@@ -245,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--realtime", action="store_true", help="pace the file like a live stream")
     r.add_argument("--split-channels", action="store_true", help="each channel of a multi-channel file is a speaker")
     r.add_argument("--dashboard", action="store_true", help="show the live dashboard while replaying")
+    r.add_argument("--as-live", action="store_true",
+                   help="read speakers as a live session does (running baseline, one speed) instead of the preset's "
+                        "[replay] reading (default: a first pass for whole-recording baselines, speeds 0.95/1/1.05)")
     _add_monitor_options(r)
     r.set_defaults(func=cmd_replay)
 

@@ -222,6 +222,19 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class ReplayConfig:
+    """How a full-speed replay reads each speaker: it has the whole recording, which a live session has not.
+    (``--realtime`` replays and live sessions always read as live: running baseline, one speed.)"""
+
+    baseline: str = _opt("session", choices=("session", "running"),
+                         doc="'session': a first pass reads every utterance, and each speaker is judged against the mean "
+                             "of all their utterances; 'running': as live, against those heard so far")
+    tta_speeds: tuple[float, ...] = _opt((0.95, 1.05), lo=0.5, hi=2.0,
+                                         doc="extra speeds every utterance is also read at, distributions averaged "
+                                             "(one speech-encoder pass each; [] = none)")
+
+
+@dataclass(frozen=True)
 class DashboardConfig:
     """The Rich live view and the affect readings it shows."""
 
@@ -256,6 +269,7 @@ class EmomonConfig:
     asr: AsrConfig = AsrConfig()
     segmenter: SegmenterConfig = SegmenterConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    replay: ReplayConfig = ReplayConfig()
     dashboard: DashboardConfig = DashboardConfig()
     diarization: DiarizationConfig = DiarizationConfig()
     base_dir: str = _opt("", doc="(set by the loader) directory relative paths in the preset are resolved against")
@@ -324,6 +338,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 def _check_meta(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    if isinstance(value, tuple) and (lo is not None or hi is not None):  # a list of numbers: each within range
+        for i, v in enumerate(value):
+            _check_meta(v, {"lo": lo, "hi": hi}, f"{key}[{i}]")
+        return
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: must be one of {', '.join(map(str, choices))}; got {value!r}")
     if lo is not None and value < lo:

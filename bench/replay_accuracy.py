@@ -1,0 +1,129 @@
+"""Accuracy of `emomon replay` itself on recordings of unseen actors: the whole product path, not cached features.
+
+    python bench/replay_accuracy.py [--model en-tiny] [--data ../shared/data] [--gap 0.7] [--keep DIR]
+
+For each of the checkpoint's RAVDESS validation and test actors (en-tiny: 17-18 and 19-24), their clips (7 classes,
+calm -> neutral) are joined in a shuffled order (seed 0) into one 16 kHz recording with ``--gap`` seconds of
+silence between clips. The recordings of a split are replayed in one `emomon replay` process (one input per actor,
+so one speaker each): VAD segmentation, tiny.en transcription, the inference worker, the CSV. Each clip's
+prediction is the probability-weighted vote of the utterances overlapping it (by overlap length); a clip that no
+utterance overlaps counts as wrong. Two readings are compared: ``--as-live`` (each actor against the clips heard so
+far, one speed: what `emomon live` does) and the default replay reading (whole-recording baselines from a first
+pass, speeds 0.95/1/1.05 averaged). Also prints each run's speed (audio seconds per wall second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+READINGS = {"as live": ["--as-live"], "replay (default)": []}
+
+
+def build_recordings(items, folder: Path, gap: float) -> dict[str, list[tuple[float, float, str]]]:
+    """One WAV per actor; returns actor -> [(start_s, end_s, label)] of its clips in the recording."""
+    from emomon.models.data.synth import write_wav
+
+    from emomon.audio import load_audio
+
+    by_actor: dict[str, list] = {}
+    for it in items:
+        by_actor.setdefault(it.speaker, []).append(it)
+    rng = np.random.default_rng(0)
+    spans = {}
+    silence = np.zeros(int(gap * 16000), np.float32)
+    for actor, clips in sorted(by_actor.items(), key=lambda kv: int(kv[0])):
+        clips = [clips[i] for i in rng.permutation(len(clips))]
+        parts, position, spans[actor] = [], 0, []
+        for it in clips:
+            audio = load_audio(it.audio)
+            spans[actor].append((position / 16000, (position + len(audio)) / 16000, it.label))
+            parts += [audio, silence]
+            position += len(audio) + len(silence)
+        write_wav(folder / f"actor{int(actor):02d}.wav", np.concatenate(parts))
+    return spans
+
+
+def score(rows: list[dict], spans: list[tuple[float, float, str]], classes: tuple[str, ...]) -> tuple[int, int, int]:
+    """(correct, clips with an overlapping utterance, clips) for one actor's CSV rows."""
+    utts = [(float(r["start_s"]), float(r["end_s"]), np.array([float(r[f"p_{c}"]) for c in classes])) for r in rows]
+    correct = covered = 0
+    for start, end, label in spans:
+        vote = np.zeros(len(classes))
+        for us, ue, p in utts:
+            overlap = min(end, ue) - max(start, us)
+            if overlap > 0:
+                vote += overlap * p
+        if vote.any():
+            covered += 1
+            correct += classes[int(vote.argmax())] == label
+    return correct, covered, len(spans)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="en-tiny")
+    ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
+    ap.add_argument("--gap", type=float, default=0.7, help="seconds of silence between clips")
+    ap.add_argument("--keep", help="write the recordings and CSVs here instead of a temporary folder")
+    args = ap.parse_args()
+    data = Path(args.data).resolve()
+    if not (data / "ravdess").is_dir():
+        print(f"RAVDESS not found under {data}", file=sys.stderr)
+        return 3
+    from emomon.models.checkpoint import load_checkpoint
+    from emomon.models.dataset import load_sources
+
+    from emomon.config import SourceConfig
+
+    ckpt = load_checkpoint(args.model)
+    src = next((s for s in ckpt.config.data.sources if s.corpus == "ravdess"), None)
+    if src is None:
+        print(f"{args.model} was not trained with RAVDESS held-out speakers", file=sys.stderr)
+        return 3
+    cfg = dataclasses.replace(ckpt.config, data=dataclasses.replace(ckpt.config.data, sources=(
+        SourceConfig(corpus="ravdess", path=str(data / "ravdess"), text="none", val_speakers=src.val_speakers,
+                     test_speakers=src.test_speakers),)))
+    items = [it for it in load_sources(cfg, splits=("val", "test"))[0].items if it.label in ckpt.classes]
+    with tempfile.TemporaryDirectory(prefix="emomon-replay-acc-") as tmp:
+        root = Path(args.keep or tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        print(f"`emomon replay` on RAVDESS actors' clips joined into one recording each ({args.model}, gap {args.gap} s)\n")
+        print("| split | actors | clips | reading | accuracy | clips with an utterance | speed (x real time) |")
+        print("|---|---|---|---|---|---|---|")
+        for split in ("val", "test"):
+            folder = root / split
+            folder.mkdir(exist_ok=True)
+            spans = build_recordings([it for it in items if it.split == split], folder, args.gap)
+            actors = sorted(spans, key=int)
+            files = [str(folder / f"actor{int(a):02d}.wav") for a in actors]
+            names = [x for i, a in enumerate(actors) for x in ("--speaker", f"{i}=actor{int(a):02d}")]
+            for reading, flags in READINGS.items():
+                out = folder / f"{reading.split()[0]}.csv"
+                out.unlink(missing_ok=True)
+                r = subprocess.run([sys.executable, "-m", "emomon", "replay", *files, *names, "--model", args.model,
+                                    "--csv", str(out), "--quiet-lines", *flags], capture_output=True, text=True, check=False)
+                if r.returncode != 0:
+                    print(r.stderr, file=sys.stderr)
+                    return r.returncode
+                with open(out, newline="", encoding="utf-8") as f:
+                    rows = [row for row in csv.DictReader(f) if row["utterance"]]
+                totals = np.zeros(3, int)
+                for a in actors:
+                    totals += score([row for row in rows if row["speaker"] == f"actor{int(a):02d}"], spans[a], ckpt.classes)
+                speed = next(line for line in r.stderr.splitlines() if "x real time" in line).split("(")[-1].split("x")[0]
+                print(f"| {split} | {','.join(actors)} | {totals[2]} | {reading} | {totals[0] / totals[2]:.3f} | "
+                      f"{totals[1]} | {speed} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
