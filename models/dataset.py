@@ -185,13 +185,14 @@ class FeatureBuilder:
         if not items:
             return
         train = [it for it in items if it.split == "train"]
+        cut = self.cfg.data.cut_like_monitor
         by_key: dict[str, tuple[Item, int]] = {}
         per_item: dict[str, list[str]] = defaultdict(list)
         for it in items:
             n_copies = copies if (it.split == "train" and source.config.augment) else 0
             for v in range(n_copies + 1):
                 try:
-                    key = file_key(it.audio, f"{it.start}-{it.end}#v{v}")
+                    key = file_key(it.audio, f"{it.start}-{it.end}#v{v}" + ("#cut" if cut else ""))
                 except OSError:
                     logger.warning("skipping %s: cannot stat %s", it.id, it.audio)
                     break
@@ -208,6 +209,10 @@ class FeatureBuilder:
                 if audio is None:
                     audios.append(None)
                     continue
+                if cut:  # as the monitor's segmenter would hand it over (before augmentation: a room adds to all of it)
+                    from emomon.monitor.segmenter import cut_like_monitor
+
+                    audio = cut_like_monitor(audio, self.cfg.segmenter)
                 if v > 0:
                     other = babble_pool[seed_for(it.id, v) % len(babble_pool)]
                     babble = self._load(other) if other.speaker != it.speaker else None

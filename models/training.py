@@ -162,6 +162,22 @@ def greedy_soup(model, ranked: list[tuple[float, int, dict]], score) -> tuple[li
     return [e for e, _ in kept], kept_val
 
 
+def init_from_checkpoint(model, name: str) -> int:
+    """Copy into ``model`` every weight of checkpoint ``name`` whose name and shape match (``train.init_from``);
+    the scaler and speaker baseline stay those fitted on this run's data. Returns the number of tensors copied."""
+    from emomon.errors import ModelError
+    from emomon.models.checkpoint import load_checkpoint
+
+    source = load_checkpoint(name).model.state_dict()
+    own = model.state_dict()
+    copied = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    if not copied:
+        raise ModelError(f"train.init_from: no weight of {name} fits this model ({type(model).__name__})")
+    model.load_state_dict(copied, strict=False)
+    logger.info("init_from: %d of %d weight tensors from %s", len(copied), len(own), name)
+    return len(copied)
+
+
 @dataclass
 class TrainResult:
     checkpoint: Path
@@ -200,6 +216,8 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
         model.speaker_baseline = fit_population(bank, baseline_pool, cfg.model.speaker_baseline)
         _draw_offsets(bank, first_epoch, baseline_pool, model, rng)
     model.set_scaler(fit_scaler(bank, first_epoch, model, seed=cfg.train.seed))
+    if cfg.train.init_from:
+        init_from_checkpoint(model, cfg.train.init_from)
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.train.weight_decay:
         opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from emomon.cli import main
 
@@ -74,6 +75,54 @@ path = "{manifest}"
     fused = got["results"]["manifest"]["paired"]["fused"]
     assert fused["n"] == 8 and 0.0 <= fused["accuracy"] <= 1.0
     assert set(got["results"]["manifest"]["paired"]["steps"]) == {"step1", "step2"}
+
+
+@requires_espeak
+def test_fine_tuning_starts_from_a_checkpoint_on_clips_cut_like_the_monitor(tmp_path, manifest, capsys):
+    from emomon.models.checkpoint import load_checkpoint
+
+    preset = """
+name = "tiny"
+classes = ["angry", "happy", "neutral", "sad"]
+[encoders.speech]
+layers = [2, 3]
+[model]
+text_len = 16
+speech_len = 12
+layers = 1
+ff_dim = 64
+speaker_baseline = 2.0
+[train]
+max_epochs = 1
+epoch_size = 32
+{train}
+[data]
+augment_copies = 0
+{data}
+[[data.sources]]
+corpus = "manifest"
+path = "{manifest}"
+"""
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    first.write_text(preset.format(train="lr = 1e-3", data="", manifest=manifest))
+    assert main(["train", str(first), "--out", str(tmp_path / "a")]) == 0
+    # lr at its floor: the fine-tuned weights stay (almost) those it started from
+    second.write_text(preset.format(train=f'lr = 1e-7\ninit_from = "{tmp_path / "a"}"', data="cut_like_monitor = true",
+                                    manifest=manifest))
+    capsys.readouterr()
+    assert main(["train", str(second), "--out", str(tmp_path / "b")]) == 0
+    logged = "".join(capsys.readouterr())
+    a, b = load_checkpoint(tmp_path / "a").model.state_dict(), load_checkpoint(tmp_path / "b").model.state_dict()
+    assert f"init_from: {len(a)} of {len(a)} weight tensors" in logged
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["config"]["data"]["cut_like_monitor"] is True
+    # a model of another shape cannot start from it
+    third = tmp_path / "third.toml"
+    third.write_text(preset.replace("ff_dim = 64", "ff_dim = 32").replace("layers = 1\n", "layers = 2\n")
+                     .replace("text_len = 16", "text_len = 16\narch = \"text_bilstm\"")
+                     .format(train=f'init_from = "{tmp_path / "a"}"', data="", manifest=manifest))
+    r = run("train", str(third), "--out", str(tmp_path / "c"))
+    assert r.returncode == 4 and "init_from: no weight" in r.stderr and "Traceback" not in r.stderr
 
 
 def run(*args):

@@ -213,3 +213,17 @@ def test_indices_come_from_a_shared_counter(two, clips):
     assert [u.index for u in utts] == list(range(3))
     assert sorted((u.stream, u.speaker) for u in utts) == [(0, "spk0"), (0, "spk0"), (1, "spk1")]
     assert all(u.closed_at == 42.0 for u in utts)
+
+
+def test_a_clip_is_cut_as_the_monitor_would_hand_it_over(two):
+    from emomon.monitor.segmenter import cut_like_monitor
+
+    x, truth = two  # 1.0 s silence, speech, 1.2 s pause, speech, 0.8 s silence
+    cfg = SegmenterConfig()
+    got = cut_like_monitor(x, cfg)
+    # one piece from the first words (less the pre-roll) to the last (plus the tail): the pause stays, the margins go
+    want = (truth[1][1] - truth[0][0]) / SR + cfg.pre_roll_ms / 1000 + cfg.tail_ms / 1000
+    assert len(got) / SR == pytest.approx(want, abs=0.08)
+    assert len(got) < len(x) - 1.2 * SR
+    silent = np.zeros(SR, np.float32)
+    assert np.array_equal(cut_like_monitor(silent, cfg), silent)  # nothing heard: the clip stays whole

@@ -134,6 +134,8 @@ class TrainConfig:
     soup: int = _opt(0, lo=0, hi=100, doc="greedy weight soup (Wortsman et al. 2022) over the N best epochs by validation accuracy: their weights are averaged in that order while the average's validation accuracy does not fall, and the soup replaces the best epoch when it is at least as good (0 = keep the best epoch, as the seed)")
     seed: int = _opt(0, lo=0, hi=2**31 - 1, doc="random seed")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"), doc="'auto' picks CUDA when present")
+    init_from: str = _opt("", doc="start from this checkpoint's weights (a shipped name or a directory) instead of random ones: "
+                                  "every tensor whose name and shape match is copied (fine-tuning); '' = from scratch")
 
 
 # --------------------------------------------------------------------------------------------------- data
@@ -173,6 +175,8 @@ class DataConfig:
     p_text_drop: float = _opt(0.15, lo=0.0, hi=1.0, doc="modality dropout: chance that a paired example loses its text")
     p_speech_drop: float = _opt(0.1, lo=0.0, hi=1.0, doc="modality dropout: chance that an example loses its speech")
     p_label_pair: float = _opt(0.2, lo=0.0, hi=1.0, doc="chance that an unpaired example is paired by label instead of with a neutral partner")
+    cut_like_monitor: bool = _opt(False, doc="cut every corpus clip with the monitor's own segmenter (webrtcvad, "
+                                             "pre-roll, tail) before encoding, so training sees speech as the monitor hands it over")
 
 
 # --------------------------------------------------------------------------------------------------- ASR
