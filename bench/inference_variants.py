@@ -74,7 +74,7 @@ def main() -> int:
                 frames = {}
                 for i in range(0, len(keys), 8):
                     chunk = keys[i : i + 8]
-                    audio = [speed(FeatureBuilder._load(item_of[k]), factor) for k in chunk]
+                    audio = [speed(builder.clip_audio(item_of[k]), factor) for k in chunk]
                     frames.update(zip(chunk, (f.astype(np.float16) for f in builder.speech_encoder.encode(audio).unbatch())))
                 banks[factor] = dataclasses.replace(bank, speech={**bank.speech, **frames}, means={}, offsets={}, offsets_owner=None)
             probs = {}

@@ -1,6 +1,6 @@
 """Throughput of `emomon replay` on a several-minute recording: real-time factor, time per stage, peak memory.
 
-    python bench/replay.py [--minutes 5] [--model en-tiny] [--file talk.wav]
+    python bench/replay.py [--minutes 5] [--model en-tiny] [--file talk.wav] [--as-live]
 
 Without --file it builds a recording from the bundled sample (two espeak-ng voices, ~50 s) repeated to the length
 asked. It runs the real command in a subprocess and samples its resident memory.
@@ -51,11 +51,13 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--model", default="en-tiny")
     ap.add_argument("--file")
+    ap.add_argument("--as-live", action="store_true", help="replay with the live reading (no first pass, one speed)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         audio = Path(args.file) if args.file else build_recording(args.minutes, Path(d) / "talk.wav")
         out = Path(d) / "session.csv"
-        r, rss, wall = run(["replay", str(audio), "--model", args.model, "--csv", str(out), "--quiet-lines"])
+        r, rss, wall = run(["replay", str(audio), "--model", args.model, "--csv", str(out), "--quiet-lines"]
+                           + (["--as-live"] if args.as_live else []))
         if r.returncode != 0:
             print(r.stderr, file=sys.stderr)
             return r.returncode
@@ -65,6 +67,7 @@ def main() -> int:
     emo = [float(row["emotion_ms"]) for row in rows]
     dur = [float(row["end_s"]) - float(row["start_s"]) for row in rows]
     print(summary.strip())
+    print(next((line.strip() for line in r.stderr.splitlines() if line.strip().startswith("read with")), ""))
     print(f"process wall time {wall:.1f} s (including model loading)")
     print(f"utterances {len(rows)}, mean length {statistics.mean(dur):.2f} s")
     print(f"ASR (encoder + decoder) per utterance: mean {statistics.mean(asr):.0f} ms, p95 {np.percentile(asr, 95):.0f} ms")

@@ -176,6 +176,16 @@ class FeatureBuilder:
             return None
         return audio if len(audio) >= 1600 else None  # < 0.1 s is not an utterance
 
+    def clip_audio(self, item: Item) -> np.ndarray | None:
+        """A clip's audio as the speech encoder gets it: decoded, and cut as the monitor would hand it over when the
+        preset says ``data.cut_like_monitor`` (before any augmentation: a room adds to all of it)."""
+        audio = self._load(item)
+        if audio is not None and self.cfg.data.cut_like_monitor:
+            from emomon.monitor.segmenter import cut_like_monitor
+
+            audio = cut_like_monitor(audio, self.cfg.segmenter)
+        return audio
+
     def speech_features(self, source: Source, bank: FeatureBank, copies: int) -> None:
         """Clean features for every clip, plus ``copies`` augmented ones for training clips of augmented sources."""
         from emomon.models.data.augment import augment, seed_for
@@ -205,14 +215,10 @@ class FeatureBuilder:
             audios = []
             for k in keys:
                 it, v = by_key[k]
-                audio = self._load(it)
+                audio = self.clip_audio(it)
                 if audio is None:
                     audios.append(None)
                     continue
-                if cut:  # as the monitor's segmenter would hand it over (before augmentation: a room adds to all of it)
-                    from emomon.monitor.segmenter import cut_like_monitor
-
-                    audio = cut_like_monitor(audio, self.cfg.segmenter)
                 if v > 0:
                     other = babble_pool[seed_for(it.id, v) % len(babble_pool)]
                     babble = self._load(other) if other.speaker != it.speaker else None
