@@ -5,8 +5,9 @@ first few are judged mostly on the population prior. A replay has the whole reco
 cuts it with the session's own segmenter (and diarizer, when asked), encodes every utterance with the model's speech
 encoder at each reading speed, and sums each speaker's utterance means into a
 :class:`~emomon.models.speaker_baseline.SessionBaseline`. The second pass (the normal pipeline) then reads every
-utterance against those fixed baselines. On RAVDESS, nEMO and ASED this raised every validation and test set
-(``bench/inference_variants.py``, ``bench/replay_accuracy.py``).
+utterance against those fixed baselines. With the stage-1 model this raised every validation and test set of
+RAVDESS, nEMO and ASED; with the shipped one the gain is small (README model card; ``bench/inference_variants.py``,
+``bench/replay_accuracy.py``).
 
 Only means are kept (one vector per speaker and speed); no audio or transcript outlives the pass. The files are
 decoded twice, which costs little next to the ASR of the second pass.
@@ -48,7 +49,7 @@ def whole_recording_baselines(recognizer, sources: list, cfg: EmomonConfig, diar
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    logger.info("first pass: %d utterances of %d speaker(s) for the whole-recording baselines", first_pass.utterances,
+    logger.debug("first pass: %d utterances of %d speaker(s) for the whole-recording baselines", first_pass.utterances,
                 len(first_pass.baselines[1.0].speakers))
     return first_pass.baselines
 

@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dashboard", action="store_true", help="show the live dashboard while replaying")
     r.add_argument("--as-live", action="store_true",
                    help="read speakers as a live session does (running baseline, one speed) instead of the preset's "
-                        "[replay] reading (default: a first pass for whole-recording baselines, speeds 0.95/1/1.05)")
+                        "[replay] reading (default: a first pass for whole-recording speaker baselines, speeds 0.95/1/1.05 averaged)")
     _add_monitor_options(r)
     r.set_defaults(func=cmd_replay)
 

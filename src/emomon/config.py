@@ -235,7 +235,7 @@ class ReplayConfig:
                              "of all their utterances; 'running': as live, against those heard so far")
     tta_speeds: tuple[float, ...] = _opt((0.95, 1.05), lo=0.5, hi=2.0,
                                          doc="extra speeds every utterance is also read at, distributions averaged "
-                                             "(one speech-encoder pass each; [] = none)")
+                                             "(one speech-encoder pass each, in both passes; [] = none)")
 
 
 @dataclass(frozen=True)
