@@ -340,3 +340,34 @@ def test_live_path_runs_with_each_architecture(tmp_path, arch, short_talk):
         assert abs(sum(float(r[f"p_{c}"]) for c in cfg.classes) - 1) < 2e-3 and r["emotion"] in cfg.classes
         for step in step_names_of(cfg.model):
             assert r[f"{step}_emotion"] in cfg.classes
+
+
+def test_full_speed_replay_reads_word_time_models_at_one_speed(tmp_path, short_talk):
+    """The replay's speed TTA resamples audio, which would shift the word times the complementary model's graph reads:
+    such a model keeps the whole-recording reading at one speed."""
+    import dataclasses
+
+    from emomon.models.checkpoint import save_checkpoint
+    from emomon.models.data.synth import write_wav
+    from emomon.models.encoders import build_speech_encoder, build_text_encoder
+    from emomon.models.registry import build_model
+    from emomon.monitor.pipeline import Session
+    from emomon.monitor.sources import FileSource
+
+    cfg = untrained_preset()
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, arch="complementary", speaker_baseline=2.0))
+    text_enc, speech_enc = build_text_encoder(cfg.encoders.text), build_speech_encoder(cfg.encoders.speech)
+    torch.manual_seed(0)
+    model = build_model(cfg, text_enc.dim, speech_enc.dim, len(cfg.classes))
+    from emomon.models.speaker_baseline import SpeakerBaselineOptions
+
+    model.speaker_baseline = SpeakerBaselineOptions(np.zeros(speech_enc.dim, np.float32), 2.0)
+    ckpt = save_checkpoint(tmp_path / "complementary", model, cfg, {"text": text_enc.fingerprint, "speech": speech_enc.fingerprint})
+    run_cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=str(ckpt)))
+    assert run_cfg.replay.tta_speeds  # the default asks for speed TTA
+    session = Session(run_cfg, [FileSource(write_wav(tmp_path / "talk.wav", short_talk), 0)], live=False)
+    session.load()
+    session.start()
+    session.wait()
+    assert session.worker.recognizer.speeds == (1.0,)
+    assert session.reading == "whole-recording speaker baselines, one speed" and session.stats.utterances >= 1
