@@ -99,9 +99,10 @@ class _FirstPass:
         if self.diarizers is not None:
             label = self.diarizers[utterance.stream].assign(utterance.audio, utterance.duration)
             speaker = speaker_name(self.streams[utterance.stream].speaker, label)
-        for factor, baseline in self.baselines.items():
-            audio = utterance.audio if factor == 1.0 else resample_speed(utterance.audio, factor)
-            baseline.add(speaker, self.recognizer.encode_speech([audio]).unbatch()[0])
+        # every speed of the utterance in one encoder batch
+        audios = [utterance.audio if f == 1.0 else resample_speed(utterance.audio, f) for f in self.baselines]
+        for baseline, frames in zip(self.baselines.values(), self.recognizer.encode_speech(audios).unbatch()):
+            baseline.add(speaker, frames)
         self.utterances += 1
 
     def _progress(self, seconds: float) -> None:

@@ -36,10 +36,9 @@ def manifest(tmp_path, speech_factory):
     return path
 
 
-@requires_espeak
-def test_train_then_eval_on_a_manifest(tmp_path, manifest, capsys):
-    preset = tmp_path / "tiny.toml"
-    preset.write_text(f"""
+def tiny_preset(manifest, train: str, data: str) -> str:
+    """A tiny HyFusER preset on the manifest, with these [train] and [data] lines."""
+    return f"""
 name = "tiny"
 classes = ["angry", "happy", "neutral", "sad"]
 [encoders.speech]
@@ -51,16 +50,20 @@ layers = 1
 ff_dim = 64
 speaker_baseline = 2.0
 [train]
-lr = 1e-3
-max_epochs = 3
-patience = 3
-epoch_size = 64
+{train}
 [data]
-augment_copies = 1
+{data}
 [[data.sources]]
 corpus = "manifest"
 path = "{manifest}"
-""")
+"""
+
+
+@requires_espeak
+def test_train_then_eval_on_a_manifest(tmp_path, manifest, capsys):
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(tiny_preset(manifest, train="lr = 1e-3\nmax_epochs = 3\npatience = 3\nepoch_size = 64",
+                                  data="augment_copies = 1"))
     out = tmp_path / "ckpt"
     assert main(["train", str(preset), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -81,34 +84,12 @@ path = "{manifest}"
 def test_fine_tuning_starts_from_a_checkpoint_on_clips_cut_like_the_monitor(tmp_path, manifest, capsys):
     from emomon.models.checkpoint import load_checkpoint
 
-    preset = """
-name = "tiny"
-classes = ["angry", "happy", "neutral", "sad"]
-[encoders.speech]
-layers = [2, 3]
-[model]
-text_len = 16
-speech_len = 12
-layers = 1
-ff_dim = 64
-speaker_baseline = 2.0
-[train]
-max_epochs = 1
-epoch_size = 32
-{train}
-[data]
-augment_copies = 0
-{data}
-[[data.sources]]
-corpus = "manifest"
-path = "{manifest}"
-"""
     first, second = tmp_path / "first.toml", tmp_path / "second.toml"
-    first.write_text(preset.format(train="lr = 1e-3", data="", manifest=manifest))
+    preset = tiny_preset(manifest, train="max_epochs = 1\nepoch_size = 32\n{train}", data="augment_copies = 0\n{data}")
+    first.write_text(preset.format(train="lr = 1e-3", data=""))
     assert main(["train", str(first), "--out", str(tmp_path / "a")]) == 0
     # lr at its floor: the fine-tuned weights stay (almost) those it started from
-    second.write_text(preset.format(train=f'lr = 1e-7\ninit_from = "{tmp_path / "a"}"', data="cut_like_monitor = true",
-                                    manifest=manifest))
+    second.write_text(preset.format(train=f'lr = 1e-7\ninit_from = "{tmp_path / "a"}"', data="cut_like_monitor = true"))
     capsys.readouterr()
     assert main(["train", str(second), "--out", str(tmp_path / "b")]) == 0
     logged = "".join(capsys.readouterr())
@@ -120,7 +101,7 @@ path = "{manifest}"
     third = tmp_path / "third.toml"
     third.write_text(preset.replace("ff_dim = 64", "ff_dim = 32").replace("layers = 1\n", "layers = 2\n")
                      .replace("text_len = 16", "text_len = 16\narch = \"text_bilstm\"")
-                     .format(train=f'init_from = "{tmp_path / "a"}"', data="", manifest=manifest))
+                     .format(train=f'init_from = "{tmp_path / "a"}"', data=""))
     r = run("train", str(third), "--out", str(tmp_path / "c"))
     assert r.returncode == 4 and "init_from: no weight" in r.stderr and "Traceback" not in r.stderr
 
