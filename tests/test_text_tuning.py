@@ -12,7 +12,7 @@ from emomon.errors import ModelError
 from emomon.models.data import Item
 from emomon.models.dataset import Source
 from emomon.models.encoders import build_text_encoder
-from emomon.models.text_tuning import TUNED_TEXT_FILE, load_tuned_layers, tune_text_encoder
+from emomon.models.text_tuning import TUNED_TEXT_FILE, learning_rate_schedule, load_tuned_layers, tune_text_encoder
 
 from conftest import make_tiny_bert, untrained_preset
 
@@ -66,6 +66,32 @@ def test_tuning_writes_only_the_top_layers_and_they_change_the_states(tiny_bert,
     # same encoder, data and settings: taken from the cache, byte for byte
     again = tune_text_encoder(cfg, _sources(), tmp_path / "run2" / TUNED_TEXT_FILE, cache_dir=tmp_path / "cache")
     assert again.read_bytes() == path.read_bytes()
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=1.0)
+    schedule = learning_rate_schedule(opt, "linear", 100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    peak = lrs.index(max(lrs))
+    assert peak == 5 and max(lrs) == pytest.approx(1.0, abs=0.02) and lrs[0] < 0.2  # 6 % of 100 steps of warm-up
+    assert all(a < b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
+    assert all(a > b for a, b in zip(lrs[peak:], lrs[peak + 1 :])) and lrs[-1] < 0.02
+    constant = learning_rate_schedule(torch.optim.AdamW([p], lr=0.5), "constant", 100)
+    assert constant.get_last_lr() == [0.5]
+
+
+def test_the_schedule_is_part_of_the_tuning_identity(tiny_bert, tmp_path, caplog):
+    caplog.set_level("INFO", logger="emomon")
+    constant = tune_text_encoder(_cfg(tiny_bert), _sources(), cache_dir=tmp_path / "cache")
+    linear = tune_text_encoder(_cfg(tiny_bert, tune_schedule="linear"), _sources(), cache_dir=tmp_path / "cache")
+    assert linear != constant and linear.read_bytes() != constant.read_bytes()
+    f1 = [float(r.message.split("weighted F1 ")[1].split()[0]) for r in caplog.records if "weighted F1" in r.message]
+    assert len(f1) == 6 and max(f1[3:]) > 0.9  # both tuned (none taken from the other's cache) and the linear one learns
 
 
 def test_a_tuned_preset_without_its_layers_or_with_a_bad_file_is_one_clear_error(tiny_bert, tmp_path):

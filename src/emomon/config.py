@@ -45,6 +45,10 @@ class TextEncoderConfig:
     )
     tune_epochs: int = _opt(2, lo=1, hi=100, doc="epochs of that fine-tuning (the epoch with the best validation weighted F1 is kept)")
     tune_lr: float = _opt(3e-5, lo=1e-7, hi=1.0, doc="AdamW learning rate of that fine-tuning")
+    tune_schedule: str = _opt(
+        "constant", choices=("constant", "linear"),
+        doc="learning rate over the tuning: 'constant', or 'linear' (warm up over the first 6% of steps, then decay to 0)",
+    )
     tune_epoch_size: int = _opt(0, lo=0, hi=10_000_000, doc="sentences per tuning epoch, split by source weight (0 = all once)")
     tune_corpora: tuple[str, ...] = _opt((), doc="text-only corpora the tuning reads (empty = all of the preset's)")
 
