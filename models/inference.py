@@ -57,10 +57,13 @@ class EmotionRecognizer:
     def read_at_speeds(self, speeds: Sequence[float]) -> None:
         """Speed test-time augmentation: every utterance is also encoded at these speeds (e.g. 0.95 and 1.05) and
         the distributions averaged. Costs one speech-encoder pass per extra speed. Each speed keeps its own
-        speaker baselines (a speaker sounds different sped up)."""
+        speaker baselines (a speaker sounds different sped up). A model that reads word times keeps one speed: the
+        times are in 1x seconds, and resampled views would misplace them."""
         speeds = tuple(dict.fromkeys([1.0, *(float(f) for f in speeds)]))
         if any(not 0.5 <= f <= 2.0 for f in speeds):
             raise ValueError(f"speeds must lie in [0.5, 2]: {speeds}")
+        if self.uses_word_times:
+            speeds = (1.0,)
         self.speeds = speeds
         if self.baselines is not None:
             from emomon.models.speaker_baseline import SpeakerBaseline

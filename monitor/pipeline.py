@@ -114,7 +114,7 @@ class Session:
         if not self.whole_recording:
             return
         rc = self.cfg.replay
-        if rc.tta_speeds and not rec.uses_word_times:  # word times are in 1x seconds: no resampled views for them
+        if rc.tta_speeds:
             rec.read_at_speeds(rc.tta_speeds)
         if rc.baseline == "session" and rec.baselines is not None:
             from emomon.monitor.prepass import whole_recording_baselines
