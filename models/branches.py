@@ -55,6 +55,17 @@ class BranchHeads(nn.Module):
         self.gate_bias = nn.Parameter(torch.zeros(3))
         self.gate_gain = nn.Parameter(torch.ones(3))
 
+    def set_text_head(self, weight: torch.Tensor, bias: torch.Tensor, text_mean: torch.Tensor, text_std: torch.Tensor) -> None:
+        """Make the text branch a given linear head over the mean *raw* token state (the text tuning's own head,
+        ``train.text_branch_from_tuning``), and freeze it. The branch reads the mean of the *scaled* states,
+        ``(m - mean) / std`` per dimension, so the same function of ``m`` is ``(W * std) x + (b + W mean)``."""
+        linear = self.text_head[1]
+        with torch.no_grad():
+            w = weight.to(linear.weight.device, torch.float32)
+            linear.weight.copy_(w * text_std.to(w.device)[None])
+            linear.bias.copy_(bias.to(w.device, torch.float32) + w @ text_mean.to(w.device))
+        self.text_head.requires_grad_(False)
+
     def fuse(self, x: FusionInput, arch_out: EmotionOutput, arch_name: str) -> EmotionOutput:
         text_log = F.log_softmax(self.text_head(masked_mean(x.text, x.text_mask)).float(), -1)
         speech_log = F.log_softmax(self.speech_head(_pooled_stats(x.speech, x.speech_mask)).float(), -1)

@@ -10,7 +10,9 @@ conversation). The embeddings and tokenizer stay exactly those of the package, s
 
 The tuned layers are a file (``text_encoder.safetensors``): training writes it into the output directory, the text
 encoder loads it over the packaged model, and its SHA-256 is part of the encoder's fingerprint (so cached features
-of the frozen encoder are never mixed with tuned ones) and is checked when a checkpoint is loaded.
+of the frozen encoder are never mixed with tuned ones) and is checked when a checkpoint is loaded. The tuning's own
+head is kept beside the layers in the cache (``x.head.safetensors``, naming the SHA-256 of its layers and the
+classes): with ``train.text_branch_from_tuning`` it becomes the fused model's text branch, frozen.
 """
 
 from __future__ import annotations
@@ -120,9 +122,10 @@ def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path | None = None, 
             return cached
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, out_path)
+        shutil.copyfile(tuning_head_file(cached), tuning_head_file(Path(out_path)))
         return Path(out_path)
 
-    if cached.exists():
+    if cached.exists() and tuning_head_file(cached).exists():
         logger.info("text encoder: tuned layers taken from %s", cached)
         return result()
 
@@ -156,7 +159,7 @@ def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path | None = None, 
                 preds.append(head(pooled([s for s, _ in val[i : i + 128]])).argmax(-1).cpu().numpy())
         return classification_metrics([y for _, y in val], np.concatenate(preds), cfg.classes).weighted_f1
 
-    best, best_state = -1.0, None
+    best, best_state, best_head = -1.0, None, None
     for epoch in range(t.tune_epochs):
         data = _draw(by_source, weights, t.tune_epoch_size, rng)
         model.train()
@@ -178,12 +181,49 @@ def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path | None = None, 
         if score > best:
             best = score
             best_state = {n: p.detach().to("cpu", torch.float16).contiguous() for n, p in model.named_parameters() if n in names}
+            best_head = {"weight": head[1].weight.detach().to("cpu", torch.float32).contiguous(),
+                         "bias": head[1].bias.detach().to("cpu", torch.float32).contiguous()}
     blob = save(best_state, metadata={"format": "emomon-tuned-text-layers", "base": base.fingerprint, "val_weighted_f1": f"{best:.4f}"})
+    head_blob = save(best_head, metadata={"format": "emomon-text-tuning-head", "layers_sha256": hashlib.sha256(blob).hexdigest(),
+                                          "classes": ",".join(cfg.classes), "val_weighted_f1": f"{best:.4f}"})
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(cached)
+    for path, data in ((tuning_head_file(cached), head_blob), (cached, blob)):  # the layers last: they mark the pair done
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
     return result()
+
+
+def tuning_head_file(layers: Path) -> Path:
+    """Where the tuning's own classifier head is kept beside tuned layers ``x.safetensors``: ``x.head.safetensors``."""
+    layers = Path(layers)
+    return layers.with_name(layers.name.removesuffix(".safetensors") + ".head.safetensors")
+
+
+def load_tuning_head(layers: Path, classes) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tuning head (weight (classes, dim), bias (classes,)) that was trained with the tuned layers ``layers``
+    (a mean-pool linear softmax over the encoder's raw token states). Errors are one-line ModelErrors: a missing
+    file, one that is unreadable, or one that belongs to other layers or other classes."""
+    from safetensors import SafetensorError, safe_open
+
+    from emomon.errors import ModelError
+
+    path = tuning_head_file(layers)
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            weight, bias = f.get_tensor("weight").float(), f.get_tensor("bias").float()
+    except FileNotFoundError:
+        raise ModelError(f"the text tuning's head {path} is missing (train.text_branch_from_tuning needs it; tune again)") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path} is not a readable text tuning head ({exc})") from None
+    if meta.get("layers_sha256") != hashlib.sha256(Path(layers).read_bytes()).hexdigest():
+        raise ModelError(f"{path} was not trained with the tuned layers {layers}")
+    if meta.get("classes") != ",".join(classes) or weight.ndim != 2 or weight.shape[0] != len(classes) or bias.shape != (len(classes),):
+        raise ModelError(f"{path} is a head for classes {meta.get('classes')!r}, not {','.join(classes)!r}")
+    if not (torch.isfinite(weight).all() and torch.isfinite(bias).all()):
+        raise ModelError(f"{path} holds NaN or infinite values")
+    return weight, bias
 
 
 def learning_rate_schedule(opt, kind: str, total_steps: int, warmup: float = 0.06):

@@ -12,7 +12,8 @@ from emomon.errors import ModelError
 from emomon.models.data import Item
 from emomon.models.dataset import Source
 from emomon.models.encoders import build_text_encoder
-from emomon.models.text_tuning import TUNED_TEXT_FILE, learning_rate_schedule, load_tuned_layers, tune_text_encoder
+from emomon.models.text_tuning import (TUNED_TEXT_FILE, learning_rate_schedule, load_tuned_layers, load_tuning_head, tune_text_encoder,
+                                       tuning_head_file)
 
 from conftest import make_tiny_bert, untrained_preset
 
@@ -63,9 +64,19 @@ def test_tuning_writes_only_the_top_layers_and_they_change_the_states(tiny_bert,
         if not name.startswith("encoder.layer.1."):
             assert torch.equal(p, q), name
 
+    # the tuning's own head is kept beside the layers, and it is the classifier the tuning chose: on the tuned
+    # encoder's mean token states it separates the validation sentences
+    weight, bias = load_tuning_head(path, cfg.classes)
+    val = [it for it in _sources()[0].items if it.split == "val"]
+    states = tuned.encode([it.text for it in val])
+    pooled = (states.values * states.mask[..., None]).sum(1) / states.mask.sum(1, keepdim=True)
+    predicted = (pooled @ weight.T + bias).argmax(-1).tolist()
+    assert np.mean([cfg.classes[k] == it.label for k, it in zip(predicted, val)]) > 0.9
+
     # same encoder, data and settings: taken from the cache, byte for byte
     again = tune_text_encoder(cfg, _sources(), tmp_path / "run2" / TUNED_TEXT_FILE, cache_dir=tmp_path / "cache")
     assert again.read_bytes() == path.read_bytes()
+    assert tuning_head_file(again).read_bytes() == tuning_head_file(path).read_bytes()
 
 
 def test_linear_schedule_warms_up_then_decays_to_zero():
@@ -142,3 +153,79 @@ def test_checkpoint_carries_and_checks_the_tuned_layers(tiny_bert, tmp_path):
     (ck / "config.json").write_text(json.dumps(doc))
     with pytest.raises(ModelError, match="names no tuned text layers"):
         load_checkpoint(ck)
+
+
+def _fake_tuning(tmp_path, classes, dim):
+    """Tuned-layers stand-in and a random tuning head written beside it, as the tuning writes them."""
+    import hashlib
+
+    from safetensors.torch import save, save_file
+
+    layers = tmp_path / "tuned" / "text-0.safetensors"
+    layers.parent.mkdir(parents=True)
+    save_file({"encoder.layer.0.w": torch.zeros(1)}, str(layers))
+    gen = torch.Generator().manual_seed(3)
+    weight, bias = torch.randn(len(classes), dim, generator=gen), torch.randn(len(classes), generator=gen)
+    meta = {"layers_sha256": hashlib.sha256(layers.read_bytes()).hexdigest(), "classes": ",".join(classes)}
+    tuning_head_file(layers).write_bytes(save({"weight": weight, "bias": bias}, metadata=meta))
+    return layers, weight, bias
+
+
+def test_the_text_branch_can_be_the_tuning_head_kept_frozen_through_training(tmp_path):
+    from conftest import hand_built_training_data
+    from emomon.models.checkpoint import load_checkpoint
+    from emomon.models.encoders.base import Frames
+    from emomon.models.layers import masked_mean
+    from emomon.models.training import train
+
+    cfg, data = hand_built_training_data()
+    cfg = dataclasses.replace(cfg, encoders=dataclasses.replace(cfg.encoders, text=dataclasses.replace(cfg.encoders.text, tune_layers=1)),
+                              train=dataclasses.replace(cfg.train, lr=1e-2, text_branch_from_tuning=True))
+    layers, weight, bias = _fake_tuning(tmp_path, cfg.classes, data.text_dim)
+    train(cfg, tmp_path / "run", data=dataclasses.replace(data, text_layers=layers), evaluate_test=False)
+    model = load_checkpoint(tmp_path / "run").model.eval()
+    assert model.text_std.std() > 0.01  # a real scaler, so the carrying into the scaled space is exercised
+
+    # through training at a high learning rate, the branch stayed exactly the head over the mean raw token state
+    raw = torch.randn(3, 5, data.text_dim)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    raw = raw * mask[..., None]
+    x = model.prepare(Frames(raw, mask), Frames.pad([np.zeros((0, data.speech_dim))] * 3, data.speech_dim))
+    with torch.no_grad():
+        branch = torch.log_softmax(model.branches.text_head(masked_mean(x.text, x.text_mask)), -1)
+    head = torch.log_softmax(masked_mean(raw, mask) @ weight.T + bias, -1)
+    assert torch.allclose(branch, head, atol=1e-4)
+
+    # without the flag, the same run trains the branch away from anything it started as
+    plain = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, text_branch_from_tuning=False))
+    train(plain, tmp_path / "plain", data=dataclasses.replace(data, text_layers=layers), evaluate_test=False)
+    other = load_checkpoint(tmp_path / "plain").model.eval()
+    with torch.no_grad():
+        other_branch = torch.log_softmax(other.branches.text_head(masked_mean(x.text, x.text_mask)), -1)
+    assert not torch.allclose(other_branch, head, atol=1e-2)
+
+
+def test_a_tuning_head_of_other_layers_or_classes_is_one_clear_error(tmp_path):
+    from safetensors.torch import save_file
+
+    from emomon.config import load_config
+    from emomon.errors import ConfigError
+    from emomon.config import config_from_dict
+
+    layers, _, _ = _fake_tuning(tmp_path, ("happy", "sad"), 4)
+    assert load_tuning_head(layers, ("happy", "sad"))[0].shape == (2, 4)
+    with pytest.raises(ModelError, match="a head for classes"):
+        load_tuning_head(layers, ("happy", "sad", "angry"))
+    save_file({"encoder.layer.0.w": torch.ones(1)}, str(layers))  # the layers were tuned again: the head is stale
+    with pytest.raises(ModelError, match="was not trained with the tuned layers"):
+        load_tuning_head(layers, ("happy", "sad"))
+    tuning_head_file(layers).unlink()
+    with pytest.raises(ModelError, match="head .* is missing"):
+        load_tuning_head(layers, ("happy", "sad"))
+    tuning_head_file(layers).write_bytes(b"not safetensors")
+    with pytest.raises(ModelError, match="not a readable text tuning head"):
+        load_tuning_head(layers, ("happy", "sad"))
+    # the setting needs a tuned text encoder and branch heads
+    assert load_config("en-tiny-text-head").train.text_branch_from_tuning
+    with pytest.raises(ConfigError, match="train.text_branch_from_tuning: needs"):
+        config_from_dict({"train": {"text_branch_from_tuning": True}})

@@ -140,6 +140,10 @@ class TrainConfig:
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"), doc="'auto' picks CUDA when present")
     init_from: str = _opt("", doc="start from this checkpoint's weights (a shipped name or a directory) instead of random ones: "
                                   "every tensor whose name and shape match is copied (fine-tuning); '' = from scratch")
+    text_branch_from_tuning: bool = _opt(
+        False, doc="with model.branch_heads and encoders.text.tune_layers: the text branch is the text tuning's own head "
+                   "(trained on the tuning corpora alone, chosen on their validation split), carried into the scaled space "
+                   "and kept frozen, so joint training on the mixed corpora cannot dilute it (models/text_tuning.py)")
 
 
 # --------------------------------------------------------------------------------------------------- data
@@ -395,6 +399,8 @@ def _validate(cfg: EmomonConfig) -> None:
         raise ConfigError(f"model.d_model: {m.d_model} is not divisible by model.heads = {m.heads}")
     if not cfg.encoders.speech.layers:
         raise ConfigError("encoders.speech.layers: name at least one layer")
+    if cfg.train.text_branch_from_tuning and not (m.branch_heads and cfg.encoders.text.tune_layers):
+        raise ConfigError("train.text_branch_from_tuning: needs model.branch_heads = true and encoders.text.tune_layers > 0")
 
 
 def config_from_dict(data: dict, *, base_dir: str = "") -> EmomonConfig:
