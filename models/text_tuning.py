@@ -89,8 +89,9 @@ def _labelled_sentences(cfg: EmomonConfig, sources, split: str) -> dict[str, lis
 def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path | None = None, *, device: str = "cpu",
                       cache_dir: Path | None = None) -> Path:
     """Fine-tune the top layers on the tuning corpora's train splits; keep the epoch with the best validation
-    weighted F1. The tuned layers (fp16) are kept in ``cache_dir`` under the identity of encoder, data and settings,
-    so a repeated run takes them from there; returns that file, or a copy at ``out_path`` when one is given."""
+    weighted F1. The tuned layers (fp16) and that epoch's head (:func:`tuning_head_file`) are kept in ``cache_dir``
+    under the identity of encoder, data and settings, so a repeated run takes them from there; returns the layers'
+    file, or a copy at ``out_path`` (with the head beside it) when one is given."""
     import shutil
 
     import torch.nn.functional as F
@@ -122,10 +123,13 @@ def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path | None = None, 
             return cached
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, out_path)
-        shutil.copyfile(tuning_head_file(cached), tuning_head_file(Path(out_path)))
+        if tuning_head_file(cached).exists():
+            shutil.copyfile(tuning_head_file(cached), tuning_head_file(Path(out_path)))
         return Path(out_path)
 
-    if cached.exists() and tuning_head_file(cached).exists():
+    # Tuned layers cached before the head was kept are used as they are, unless the preset needs the head: tuning
+    # again is not bit-reproducible on CPU threads, and new layers would invalidate every cached text feature.
+    if cached.exists() and (tuning_head_file(cached).exists() or not cfg.train.text_branch_from_tuning):
         logger.info("text encoder: tuned layers taken from %s", cached)
         return result()
 

@@ -218,7 +218,7 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     model.set_scaler(fit_scaler(bank, first_epoch, model, seed=cfg.train.seed))
     if cfg.train.init_from:
         init_from_checkpoint(model, cfg.train.init_from)
-    if cfg.train.text_branch_from_tuning:  # after init_from: it replaces the text branch that may bring
+    if cfg.train.text_branch_from_tuning:  # after init_from, whose text branch it replaces
         from emomon.models.text_tuning import load_tuning_head
 
         model.branches.set_text_head(*load_tuning_head(data.text_layers, cfg.classes), model.text_mean, model.text_std)

@@ -77,6 +77,16 @@ def test_tuning_writes_only_the_top_layers_and_they_change_the_states(tiny_bert,
     again = tune_text_encoder(cfg, _sources(), tmp_path / "run2" / TUNED_TEXT_FILE, cache_dir=tmp_path / "cache")
     assert again.read_bytes() == path.read_bytes()
     assert tuning_head_file(again).read_bytes() == tuning_head_file(path).read_bytes()
+    # layers cached before heads were kept serve a preset that does not need the head; one that does tunes again
+    (cached,) = [p for p in (tmp_path / "cache").glob("text-*.safetensors") if not p.name.endswith(".head.safetensors")]
+    tuning_head_file(cached).unlink()
+    caplog.clear()
+    tune_text_encoder(cfg, _sources(), cache_dir=tmp_path / "cache")
+    assert any("taken from" in r.message for r in caplog.records)
+    caplog.clear()
+    needs_head = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, text_branch_from_tuning=True))
+    assert tune_text_encoder(needs_head, _sources(), cache_dir=tmp_path / "cache") == cached
+    assert not any("taken from" in r.message for r in caplog.records) and tuning_head_file(cached).is_file()
 
 
 def test_linear_schedule_warms_up_then_decays_to_zero():
