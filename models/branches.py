@@ -80,14 +80,19 @@ class BranchHeads(nn.Module):
         return EmotionOutput(log_fused.exp(), steps, log_fused, dict(zip(BRANCHES, (text_log, speech_log))),
                              dict(zip(BRANCHES, (x.text_present, x.speech_present))), log_w.exp())
 
-    @staticmethod
-    def loss(out: EmotionOutput, labels: torch.Tensor, label_smoothing: float,
+    def trainable(self, branch: str) -> bool:
+        head = self.text_head if branch == BRANCHES[0] else self.speech_head
+        return any(p.requires_grad for p in head.parameters())
+
+    def loss(self, out: EmotionOutput, labels: torch.Tensor, label_smoothing: float,
              labelled: torch.Tensor | None = None) -> torch.Tensor:
         """Sum over branches of the mean cross-entropy over the examples where the branch's modality is present and
         (``labelled``, (batch, 2) in :data:`BRANCHES` order) by itself expresses the label: a branch that sees only
         a neutral sentence or a flat voice cannot know the label the other modality gave, so it must not learn one."""
         total = out.log_probs.new_zeros(())
         for name, log_p in out.branch_log.items():
+            if not self.trainable(name):  # a frozen branch (train.text_branch_from_tuning) has nothing to learn
+                continue
             present = out.branch_present[name]
             if labelled is not None:
                 present = present & labelled[:, BRANCHES.index(name)].to(present.device)

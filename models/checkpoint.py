@@ -73,7 +73,8 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     raise ModelError(f"checkpoint not found: {name_or_path} (shipped checkpoints: {shipped})")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -236,7 +237,7 @@ def _checked_text_layers(directory: Path, doc: dict) -> Path:
     path = directory / Path(entry["file"]).name
     if not path.is_file():
         raise ModelError(f"{directory}: tuned text layers {path.name} are missing")
-    if _sha256(path) != entry["sha256"]:
+    if file_sha256(path) != entry["sha256"]:
         raise ModelError(f"{path} is corrupt or truncated (SHA-256 does not match the one recorded in {CONFIG_FILE})")
     return path
 

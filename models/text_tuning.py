@@ -211,6 +211,7 @@ def load_tuning_head(layers: Path, classes) -> tuple[torch.Tensor, torch.Tensor]
     from safetensors import SafetensorError, safe_open
 
     from emomon.errors import ModelError
+    from emomon.models.checkpoint import file_sha256
 
     path = tuning_head_file(layers)
     try:
@@ -221,7 +222,7 @@ def load_tuning_head(layers: Path, classes) -> tuple[torch.Tensor, torch.Tensor]
         raise ModelError(f"the text tuning's head {path} is missing (train.text_branch_from_tuning needs it; tune again)") from None
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{path} is not a readable text tuning head ({exc})") from None
-    if meta.get("layers_sha256") != hashlib.sha256(Path(layers).read_bytes()).hexdigest():
+    if meta.get("layers_sha256") != file_sha256(Path(layers)):
         raise ModelError(f"{path} was not trained with the tuned layers {layers}")
     if meta.get("classes") != ",".join(classes) or weight.ndim != 2 or weight.shape[0] != len(classes) or bias.shape != (len(classes),):
         raise ModelError(f"{path} is a head for classes {meta.get('classes')!r}, not {','.join(classes)!r}")

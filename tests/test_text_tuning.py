@@ -32,6 +32,11 @@ def _cfg(tiny_bert, **tune):
                                train=dataclasses.replace(cfg.train, label_smoothing=0.0))
 
 
+def _logged_f1(caplog) -> list[float]:
+    """The validation weighted F1 the tuning logged after each epoch."""
+    return [float(r.message.split("weighted F1 ")[1].split()[0]) for r in caplog.records if "weighted F1" in r.message]
+
+
 def _sources():
     rng = np.random.default_rng(0)
     items = []
@@ -52,7 +57,7 @@ def test_tuning_writes_only_the_top_layers_and_they_change_the_states(tiny_bert,
     state = load_file(str(path))
     assert state and all(k.startswith("encoder.layer.1.") for k in state)
     assert all(v.dtype == torch.float16 for v in state.values())
-    f1 = [float(r.message.split("weighted F1 ")[1].split()[0]) for r in caplog.records if "weighted F1" in r.message]
+    f1 = _logged_f1(caplog)
     assert len(f1) == 3 and max(f1) > 0.9  # a separable task is learned (through the tuned layer and the head)
 
     frozen = build_text_encoder(dataclasses.replace(cfg.encoders.text, tune_layers=0))
@@ -111,7 +116,7 @@ def test_the_schedule_is_part_of_the_tuning_identity(tiny_bert, tmp_path, caplog
     constant = tune_text_encoder(_cfg(tiny_bert), _sources(), cache_dir=tmp_path / "cache")
     linear = tune_text_encoder(_cfg(tiny_bert, tune_schedule="linear"), _sources(), cache_dir=tmp_path / "cache")
     assert linear != constant and linear.read_bytes() != constant.read_bytes()
-    f1 = [float(r.message.split("weighted F1 ")[1].split()[0]) for r in caplog.records if "weighted F1" in r.message]
+    f1 = _logged_f1(caplog)
     assert len(f1) == 6 and max(f1[3:]) > 0.9  # both tuned (none taken from the other's cache) and the linear one learns
 
 
@@ -206,8 +211,8 @@ def test_the_text_branch_can_be_the_tuning_head_kept_frozen_through_training(tmp
     head = torch.log_softmax(masked_mean(raw, mask) @ weight.T + bias, -1)
     assert torch.allclose(branch, head, atol=1e-4)
 
-    # without the flag, the same run trains the branch away from anything it started as
-    plain = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, text_branch_from_tuning=False))
+    # without the flag, the same run started from that checkpoint (its branch is the head) trains the branch away
+    plain = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, text_branch_from_tuning=False, init_from=str(tmp_path / "run")))
     train(plain, tmp_path / "plain", data=dataclasses.replace(data, text_layers=layers), evaluate_test=False)
     other = load_checkpoint(tmp_path / "plain").model.eval()
     with torch.no_grad():
@@ -218,9 +223,8 @@ def test_the_text_branch_can_be_the_tuning_head_kept_frozen_through_training(tmp
 def test_a_tuning_head_of_other_layers_or_classes_is_one_clear_error(tmp_path):
     from safetensors.torch import save_file
 
-    from emomon.config import load_config
+    from emomon.config import config_from_dict, load_config
     from emomon.errors import ConfigError
-    from emomon.config import config_from_dict
 
     layers, _, _ = _fake_tuning(tmp_path, ("happy", "sad"), 4)
     assert load_tuning_head(layers, ("happy", "sad"))[0].shape == (2, 4)
