@@ -25,6 +25,7 @@ words, utterances the ASR rejected).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -238,8 +239,9 @@ class FeatureBuilder:
                 bank.speech_keys[item_id] = keys
 
     # ------------------------------------------------------------------------------------------- text
-    def transcripts(self, source: Source) -> dict[str, str]:
-        """ASR transcripts (item id -> text, '' when the ASR heard no speech) of the source's clips, cached."""
+    def transcripts(self, source: Source) -> dict[str, tuple[str, float]]:
+        """ASR transcripts of the source's clips, cached: item id -> (text, '' when the ASR heard no speech; the
+        transcript's average token log-probability, which ``model.min_asr_logprob`` reads)."""
         items = [it for it in source.items if it.audio is not None]
         keys = {file_key(it.audio, f"{it.start}-{it.end}"): it for it in items}
         asr = self.transcriber
@@ -248,14 +250,16 @@ class FeatureBuilder:
             out = []
             for k in ks:
                 audio = self._load(keys[k])
-                out.append(asr.transcribe(audio).text if audio is not None else "")
+                tr = asr.transcribe(audio) if audio is not None else None
+                out.append(json.dumps([tr.text, round(tr.avg_logprob, 4)] if tr is not None else ["", 0.0]))
             return out
 
         from emomon.transcribe import DECODER_VERSION
 
-        fp = f"asr:{asr.encoder.model_fingerprint}:{self.cfg.asr.language}:{self.cfg.asr.beam_size}:v{DECODER_VERSION}"
+        # ":lp": entries are [text, avg_logprob] (the text-only entries before them lack what the threshold reads)
+        fp = f"asr:{asr.encoder.model_fingerprint}:{self.cfg.asr.language}:{self.cfg.asr.beam_size}:v{DECODER_VERSION}:lp"
         got = self.store.strings(fp, f"asr-{source.name}", list(keys), compute, description=f"transcribing {source.name}")
-        return {keys[k].id: v for k, v in got.items()}
+        return {keys[k].id: tuple(json.loads(v)) for k, v in got.items()}
 
     def text_features(self, texts: list[str], bank: FeatureBank) -> None:
         unique = sorted({t for t in texts if t})
@@ -343,7 +347,8 @@ class FeatureBuilder:
                 if src.config.text == "none":
                     bank.text_of[it.id] = None
                 elif src.config.text == "asr" and it.audio is not None:
-                    bank.text_of[it.id] = asr_text.get(it.id) or None
+                    text, avg_logprob = asr_text.get(it.id, ("", 0.0))
+                    bank.text_of[it.id] = text if self.cfg.model.reads_transcript(text, avg_logprob) else None
                 else:
                     bank.text_of[it.id] = it.text or None
         if train and self.cfg.data.synth_sentences:

@@ -38,7 +38,7 @@ class AsrStage:
         offset = u.start if u.audio_start is None else u.audio_start
         words = [(w.word, round(offset + w.start, 2), round(offset + w.end, 2)) for w in tr.words]
         return Transcribed(u, tr.text, words=words, asr_note=tr.rejected, language=tr.language, speech_frames=frames,
-                           asr_seconds=time.perf_counter() - t0)
+                           asr_seconds=time.perf_counter() - t0, avg_logprob=tr.avg_logprob)
 
     def warm_up(self) -> None:
         """One pass on a second of noise so the first real utterance does not pay for lazy initialisation."""

@@ -80,6 +80,8 @@ class Transcribed:
     language: str = ""
     speech_frames: np.ndarray | None = None
     asr_seconds: float = 0.0
+    #: the transcript's average token log-probability (the emotion model skips words it is unsure of)
+    avg_logprob: float = 0.0
 
 
 @dataclass

@@ -107,6 +107,12 @@ class ModelConfig:
     branch_heads: bool = _opt(
         False, doc="add a text branch and a speech branch beside the architecture, late-fused by confidence (models/branches.py)"
     )
+    min_asr_logprob: float = _opt(
+        -20.0, lo=-20.0, hi=0.0,
+        doc="an ASR transcript whose average token log-probability is below this reaches the model as no text (speech "
+        "the ASR cannot read, e.g. a language tiny.en does not know, comes out as confident-looking English words); "
+        "-20 = every transcript is read. Applies in training, evaluation and live",
+    )
     # architecture-specific settings (each is ignored by the architectures that do not name it)
     moe_experts: int = _opt(5, lo=1, hi=256, doc="complementary: experts in each mixture of experts (seed: 5)")
     moe_top_k: int = _opt(
@@ -120,6 +126,11 @@ class ModelConfig:
     mc_passes: int = _opt(
         10, lo=1, hi=256, doc="hff: MC-dropout passes of the uncertainty head at evaluation (1 = one deterministic pass)"
     )
+
+    def reads_transcript(self, text: str | None, avg_logprob: float) -> bool:
+        """Whether the model reads an ASR transcript: it has words, and the ASR was sure enough of them
+        (``min_asr_logprob``). Training, evaluation and the live worker all ask this, so they agree."""
+        return bool(text and text.strip()) and avg_logprob >= self.min_asr_logprob
 
 
 # --------------------------------------------------------------------------------------------------- training
