@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,32 @@ def test_the_live_worker_skips_unsure_words_but_keeps_them_in_the_record(random_
     assert [r.text for r in results] == ["I am so happy today.", "Naniquo is it to make."]
     assert results[0].asr_note == ""
     assert "unsure" in results[1].asr_note and "-3.0" in results[1].asr_note
+
+
+def test_the_shipped_model_reads_only_sure_transcripts():
+    from emomon.models.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint("en-tiny")
+    assert ckpt.config.model.min_asr_logprob == -1.0
+    # it was trained reading every transcript; the metadata says so
+    assert ckpt.metadata["transcript_threshold"][-1]["before"] == -20.0
+
+
+def test_the_threshold_script_sets_a_copy_and_rejects_bad_input(tmp_path, random_checkpoint):
+    import shutil
+    import subprocess
+    import sys
+
+    from emomon.models.checkpoint import load_checkpoint
+
+    script = Path(__file__).parents[1] / "scripts" / "set_transcript_threshold.py"
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(random_checkpoint, ckpt)
+    done = subprocess.run([sys.executable, str(script), str(ckpt), "-1.5"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(ckpt).config.model.min_asr_logprob == -1.5
+    for bad in ([str(ckpt), "0.5"], [str(tmp_path / "missing"), "-1"]):
+        done = subprocess.run([sys.executable, str(script), *bad], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert load_checkpoint(ckpt).config.model.min_asr_logprob == -1.5  # a refused value leaves the file as it was
+
