@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from emomon.models.branches import BRANCHES
 from emomon.models.checkpoint import DEFAULT_CHECKPOINT, Checkpoint, load_checkpoint
 from emomon.models.encoders.base import Frames, autocast, pick_device
 
@@ -192,14 +193,18 @@ class EmotionRecognizer:
                 probs = p if probs is None else probs + p
                 for k, v in out.steps.items():
                     steps[k] = steps.get(k, 0.0) + v.float().cpu().numpy() / len(views)
+        # a branch that had nothing to read (no text, no speech) reports no label; its mixture weight was 0 anyway
+        text_absent = (text.lengths == 0).tolist()
+        speech_absent = [all(int(v.lengths[i]) == 0 for v in views) for i in range(len(probs))]
         preds = []
         for i, p in enumerate(probs):
             k = int(p.argmax())
+            silent = {name for name, gone in zip(BRANCHES, (text_absent[i], speech_absent[i])) if gone}
             preds.append(Prediction(
                 label=self.classes[k],
                 confidence=float(p[k]),
                 probs={c: float(v) for c, v in zip(self.classes, p)},
-                step_probs={s: {c: float(v) for c, v in zip(self.classes, sp[i])} for s, sp in steps.items()},
+                step_probs={s: {c: float(v) for c, v in zip(self.classes, sp[i])} for s, sp in steps.items() if s not in silent},
             ))
         return preds
 

@@ -114,6 +114,7 @@ def test_the_live_worker_skips_unsure_words_but_keeps_them_in_the_record(random_
     assert [r.text for r in results] == ["I am so happy today.", "Naniquo is it to make."]
     assert results[0].asr_note == ""
     assert "unsure" in results[1].asr_note and "-3.0" in results[1].asr_note
+    assert "text_branch" in results[0].step_emotions and "text_branch" not in results[1].step_emotions
 
 
 def test_the_shipped_model_reads_only_sure_transcripts():
@@ -143,3 +144,17 @@ def test_the_threshold_script_sets_a_copy_and_rejects_bad_input(tmp_path, random
         assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert load_checkpoint(ckpt).config.model.min_asr_logprob == -1.5  # a refused value leaves the file as it was
 
+
+def test_a_branch_with_nothing_to_read_reports_no_label(random_checkpoint):
+    """The CSV's text_branch column stays empty when the model read no words (and speech_branch without audio)."""
+    from emomon.models.inference import EmotionRecognizer
+
+    rec = EmotionRecognizer(random_checkpoint, device="cpu")
+    assert rec.config.model.branch_heads
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.05, 16000).astype(np.float32)
+    with_words, without_words, words_only = rec.predict([audio, audio, None], ["I am so happy.", None, "I am so happy."])
+    assert {"text_branch", "speech_branch"} <= set(with_words.step_labels)
+    assert "text_branch" not in without_words.step_labels and "speech_branch" in without_words.step_labels
+    assert "speech_branch" not in words_only.step_labels and "text_branch" in words_only.step_labels
+    assert "step1" in without_words.step_labels  # the architecture's own steps always report
