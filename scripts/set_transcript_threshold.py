@@ -5,8 +5,9 @@
 Below the threshold an ASR transcript reaches the model as no text. A model trained reading every transcript already
 handles absent text (modality dropout), so the rule can be switched on after training; this is how the shipped
 ``en-tiny`` got its -1.0 (chosen on validation with ``bench/transcript_threshold.py``, README model card). The value
-is written into ``config.json`` and recorded in its metadata with the value the model was trained with; the
-checkpoint is then loaded again to check it.
+is written into ``config.json`` and appended to its metadata's ``transcript_threshold`` list with the value it
+replaced (the first entry's is what the model was trained with); the checkpoint is then loaded again to check it, and
+a value it refuses leaves the file as it was.
 """
 
 from __future__ import annotations
