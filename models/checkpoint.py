@@ -170,6 +170,26 @@ def _preset_of(directory: Path, doc: dict) -> EmomonConfig:
         raise ModelError(f"{directory}: invalid model config in checkpoint: {exc}") from None
 
 
+def set_transcript_threshold(name_or_path: str | Path, threshold: float) -> float:
+    """Write ``model.min_asr_logprob`` into a checkpoint's config.json (the weights are untouched: a model trained
+    reading every transcript already handles absent text) and append ``{value, before, set}`` to its metadata's
+    ``transcript_threshold`` list, so the first entry's ``before`` is what the model was trained with. The new config
+    is validated before anything is written; returns the value it replaced."""
+    directory, doc = read_checkpoint_config(name_or_path)
+    before = _preset_of(directory, doc).model.min_asr_logprob
+    doc["config"]["model"]["min_asr_logprob"] = threshold
+    _preset_of(directory, doc)  # a refused value raises here, with the file as it was
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    doc.setdefault("metadata", {}).setdefault("transcript_threshold", []).append({"value": threshold, "before": before, "set": now})
+    try:
+        _atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())
+    except OSError as exc:
+        from emomon.errors import OutputError
+
+        raise OutputError(f"cannot write {directory / CONFIG_FILE}: {exc.strerror or exc}") from None
+    return before
+
+
 def read_checkpoint_preset(name_or_path: str | Path) -> EmomonConfig:
     """The preset a checkpoint was trained with (classes, encoders, architecture), validated, weights not read."""
     return _preset_of(*read_checkpoint_config(name_or_path))

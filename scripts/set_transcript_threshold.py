@@ -4,28 +4,19 @@
 
 Below the threshold an ASR transcript reaches the model as no text. A model trained reading every transcript already
 handles absent text (modality dropout), so the rule can be switched on after training; this is how the shipped
-``en-tiny`` got its -1.0 (chosen on validation with ``bench/transcript_threshold.py``, README model card). The value
-is written into ``config.json`` and appended to its metadata's ``transcript_threshold`` list with the value it
-replaced (the first entry's is what the model was trained with); the checkpoint is then loaded again to check it, and
-a value it refuses leaves the file as it was.
+``en-tiny`` got its -1.0 (chosen on validation with ``bench/transcript_threshold.py``, README model card). A thin
+command over :func:`emomon.models.checkpoint.set_transcript_threshold`, which records the value it replaced in the
+checkpoint's metadata and refuses an invalid value before writing anything.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import sys
 from pathlib import Path
 
 from emomon.errors import EmomonError
-from emomon.models.checkpoint import CONFIG_FILE, load_checkpoint
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+from emomon.models.checkpoint import set_transcript_threshold
 
 
 def main() -> int:
@@ -33,23 +24,12 @@ def main() -> int:
     ap.add_argument("checkpoint", type=Path, help="checkpoint directory (config.json + weights)")
     ap.add_argument("threshold", type=float, help="average token log-probability, -20 (read every transcript) to 0")
     args = ap.parse_args()
-    path = args.checkpoint / CONFIG_FILE
-    original = None
     try:
-        before = load_checkpoint(args.checkpoint).config.model.min_asr_logprob
-        original = path.read_text(encoding="utf-8")
-        doc = json.loads(original)
-        doc["config"]["model"]["min_asr_logprob"] = args.threshold
-        history = doc.setdefault("metadata", {}).setdefault("transcript_threshold", [])
-        history.append({"value": args.threshold, "before": before, "set": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
-        _replace(path, json.dumps(doc, indent=1) + "\n")
-        after = load_checkpoint(args.checkpoint).config.model.min_asr_logprob  # validates the value
-    except (EmomonError, OSError, ValueError, KeyError) as exc:
-        if original is not None:  # a refused value leaves the checkpoint as it was
-            _replace(path, original)
+        before = set_transcript_threshold(args.checkpoint, args.threshold)
+    except EmomonError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.checkpoint}: min_asr_logprob {before:g} -> {after:g}")
+    print(f"{args.checkpoint}: min_asr_logprob {before:g} -> {args.threshold:g}")
     return 0
 
 
