@@ -33,17 +33,15 @@ def with_threshold(ckpt, threshold: float):
     return dataclasses.replace(ckpt, config=dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, min_asr_logprob=threshold)))
 
 
-def read_shares(ckpt, split: str, threshold: float) -> dict[str, float]:
-    """Share of the split's ASR transcripts (``text = "asr"`` sources) that the model reads at ``threshold``."""
-    cfg = with_threshold(ckpt, threshold).config
-    builder = FeatureBuilder(cfg, FeatureStore(), text_layers=ckpt.text_layers)
-    shares = {}
-    for src in load_sources(cfg, splits=(split,)):
-        if src.config.text != "asr" or not src.has_audio:
-            continue
-        got = builder.transcripts(src)
-        shares[src.name] = float(np.mean([cfg.model.reads_transcript(*got[it.id]) for it in src.items if it.id in got]))
-    return shares
+def split_transcripts(ckpt, split: str) -> dict[str, list[tuple[str, float]]]:
+    """The split's cached tiny.en transcripts, (text, average log-probability), per ``text = "asr"`` source."""
+    builder = FeatureBuilder(ckpt.config, FeatureStore(), text_layers=ckpt.text_layers)
+    out = {}
+    for src in load_sources(ckpt.config, splits=(split,)):
+        if src.config.text == "asr" and src.has_audio:
+            got = builder.transcripts(src)
+            out[src.name] = [got[it.id] for it in src.items if it.id in got]
+    return out
 
 
 def main() -> int:
@@ -58,10 +56,12 @@ def main() -> int:
         os.environ["EMOMON_DATA"] = args.data
     ckpt = load_checkpoint(args.checkpoint)
     print(f"checkpoint {args.checkpoint} (its own threshold {ckpt.config.model.min_asr_logprob:g}), split {args.split}")
+    transcripts = split_transcripts(ckpt, args.split)  # read once; each threshold only counts what it keeps
     for t in (float(x) for x in args.thresholds.split(",")):
-        report = evaluate_checkpoint(with_threshold(ckpt, t), split=args.split, modes=("paired",))
+        at_t = with_threshold(ckpt, t)
+        report = evaluate_checkpoint(at_t, split=args.split, modes=("paired",))
         accs = {name: r["paired"].fused.accuracy for name, r in report.results.items()}
-        shares = read_shares(ckpt, args.split, t)
+        shares = {name: float(np.mean([at_t.config.model.reads_transcript(*tr) for tr in trs])) for name, trs in transcripts.items()}
         parts = [f"{n} {a:.3f}" + (f" (reads {shares[n]:.0%})" if n in shares else "") for n, a in accs.items()]
         print(f"threshold {t:g}: mean {np.mean(list(accs.values())):.4f} | " + ", ".join(parts), flush=True)
     return 0
