@@ -195,7 +195,7 @@ class EmotionRecognizer:
                     steps[k] = steps.get(k, 0.0) + v.float().cpu().numpy() / len(views)
         # a branch that had nothing to read (no text, no speech) reports no label; its mixture weight was 0 anyway
         text_absent = (text.lengths == 0).tolist()
-        speech_absent = [all(int(v.lengths[i]) == 0 for v in views) for i in range(len(probs))]
+        speech_absent = torch.stack([v.lengths for v in views]).eq(0).all(0).tolist()
         preds = []
         for i, p in enumerate(probs):
             k = int(p.argmax())

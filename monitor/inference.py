@@ -113,8 +113,9 @@ class InferenceWorker(threading.Thread):
         t0 = time.perf_counter()
         try:
             items = [r.transcribed for r in batch]
-            read = [rec.config.model.reads_transcript(t.text, t.avg_logprob) for t in items]
-            text = rec.encode_text([t.text if ok else None for t, ok in zip(items, read)])
+            # what the model reads: the words, unless the ASR was unsure of them (the record keeps them either way)
+            read = [t.text if rec.config.model.reads_transcript(t.text, t.avg_logprob) else None for t in items]
+            text = rec.encode_text(read)
             # frames the ASR pass already computed are reused; in arrival order, so each speaker's running
             # baseline grows as the session goes (a replay may read at several speeds: one view each)
             views = rec.speech_views([t.speech_frames for t in items], [t.utterance.audio for t in items],
@@ -122,7 +123,7 @@ class InferenceWorker(threading.Thread):
             extras = None
             if rec.uses_word_times:
                 extras = rec.word_time_extras(
-                    [t.text if ok else "" for t, ok in zip(items, read)], [t.words if ok else [] for t, ok in zip(items, read)],
+                    read, [t.words if r else [] for t, r in zip(items, read)],
                     [t.utterance.audio_start if t.utterance.audio_start is not None else t.utterance.start for t in items],
                     [len(t.utterance.audio) / 16000 for t in items])
             preds = rec.predict_frames(text, views, extras)
@@ -133,10 +134,9 @@ class InferenceWorker(threading.Thread):
             return
         elapsed = time.perf_counter() - t0
         self.batches += 1
-        for req, t, p, ok in zip(batch, items, preds, read):
+        for req, t, p, r in zip(batch, items, preds, read):
             u = t.utterance
-            # the words stay in the record (the user reads them); the note says the emotion did not use them
-            note = t.asr_note if ok or not t.text else f"words unsure (log-prob {t.avg_logprob:.1f}), not read"
+            note = t.asr_note if r or not t.text else f"words unsure (log-prob {t.avg_logprob:.1f}), not read"
             result = Result(
                 utterance=u, text=t.text, emotion=p.label, confidence=p.confidence, probs=p.probs,
                 step_emotions=p.step_labels, asr_note=note, language=t.language, asr_seconds=t.asr_seconds,
