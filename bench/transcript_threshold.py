@@ -1,10 +1,12 @@
 """What the transcript threshold (``model.min_asr_logprob``) does to a checkpoint, measured in one run.
 
-    python bench/transcript_threshold.py [--checkpoint en-tiny] [--split val] [--thresholds=-20,-1]
+    python bench/transcript_threshold.py [--checkpoint en-tiny] [--split val] [--thresholds=-20,-1] [--speakers-of CKPT]
 
 For each threshold, the checkpoint is evaluated on its own corpora's ``--split`` (speaker-held-out; the default is
 validation, the split models are chosen on) with ASR transcripts whose average token log-probability is below the
-threshold given to the model as no text. Prints, per source, the share of tiny.en transcripts the model reads and the
+threshold given to the model as no text. ``--speakers-of`` takes each corpus's validation and test speakers from
+another checkpoint instead, so that two models trained on different splits can be compared on speakers neither was
+trained on. Prints, per source, the share of tiny.en transcripts the model reads and the
 fused accuracy, then the mean over sources: the figure training selects on. -20 reads every transcript (off).
 
 Why: tiny.en reads any speech as English. On Polish (nEMO) or Amharic (ASED) speech it writes fluent nonsense, with
@@ -33,6 +35,18 @@ def with_threshold(ckpt, threshold: float):
     return dataclasses.replace(ckpt, config=dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, min_asr_logprob=threshold)))
 
 
+def with_speakers_of(ckpt, other):
+    """``ckpt`` with each corpus's validation and test speakers taken from ``other``'s configuration."""
+    theirs = {s.corpus: s for s in other.config.data.sources}
+    sources = tuple(
+        dataclasses.replace(s, val_speakers=theirs[s.corpus].val_speakers, test_speakers=theirs[s.corpus].test_speakers)
+        if s.corpus in theirs else s
+        for s in ckpt.config.data.sources
+    )
+    cfg = ckpt.config
+    return dataclasses.replace(ckpt, config=dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, sources=sources)))
+
+
 def split_transcripts(ckpt, split: str) -> dict[str, list[tuple[str, float]]]:
     """The split's cached tiny.en transcripts, (text, average log-probability), per ``text = "asr"`` source."""
     builder = FeatureBuilder(ckpt.config, FeatureStore(), text_layers=ckpt.text_layers)
@@ -49,13 +63,17 @@ def main() -> int:
     ap.add_argument("--checkpoint", default="en-tiny")
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--thresholds", default="-20,-1", help="comma-separated average log-probability thresholds")
+    ap.add_argument("--speakers-of", metavar="CHECKPOINT", help="use this checkpoint's validation and test speakers")
     ap.add_argument("--data", default=os.environ.get("EMOMON_DATA"), help="corpora root (default: the checkpoint's data.root)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     if args.data:
         os.environ["EMOMON_DATA"] = args.data
     ckpt = load_checkpoint(args.checkpoint)
-    print(f"checkpoint {args.checkpoint} (its own threshold {ckpt.config.model.min_asr_logprob:g}), split {args.split}")
+    if args.speakers_of:
+        ckpt = with_speakers_of(ckpt, load_checkpoint(args.speakers_of))
+    speakers = f" (speakers of {args.speakers_of})" if args.speakers_of else ""
+    print(f"checkpoint {args.checkpoint} (its own threshold {ckpt.config.model.min_asr_logprob:g}), split {args.split}{speakers}")
     transcripts = split_transcripts(ckpt, args.split)  # read once; each threshold only counts what it keeps
     for t in (float(x) for x in args.thresholds.split(",")):
         at_t = with_threshold(ckpt, t)
