@@ -182,7 +182,7 @@ def init_from_checkpoint(model, name: str) -> int:
 class TrainResult:
     checkpoint: Path
     best_epoch: int
-    best_val: float  # of the best epoch, or of the soup when one was kept
+    best_val: float | None  # of the best epoch, or of the soup when one was kept; None: keep = "last" without validation
     history: list[dict]
     test: dict[str, dict]
     soup_epochs: list[int] = field(default_factory=list)  # the epochs averaged into the kept checkpoint (train.soup)
@@ -190,7 +190,8 @@ class TrainResult:
 
 def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None = None, device: str | None = None,
           data: PreparedData | None = None, evaluate_test: bool = True) -> TrainResult:
-    """Build features (or use ``data``), train ``cfg.model.arch`` with early stopping, keep the best checkpoint,
+    """Build features (or use ``data``), train ``cfg.model.arch`` with early stopping, keep the best checkpoint
+    (``train.keep = "last"``: exactly ``max_epochs``, keep the last),
     evaluate on the test splits (``evaluate_test=False`` leaves that to the caller, e.g. a benchmark with its own)."""
     out_dir = Path(out_dir)
     dev = pick_device(device or cfg.train.device)
@@ -201,10 +202,16 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     text_dim, speech_dim = data.text_dim, data.speech_dim
     sampler = ExampleSampler(cfg, sources, bank)
     val_sets = sampler.fixed("val")
-    if not val_sets:
+    keep_last = cfg.train.keep == "last"
+    if not val_sets and not keep_last:
         from emomon.errors import ConfigError
 
-        raise ConfigError("no validation data: name val_speakers for a source, or use corpora with a dev split")
+        raise ConfigError("no validation data: name val_speakers for a source, use corpora with a dev split, "
+                          "or set train.keep = \"last\" to train a fixed number of epochs")
+    if keep_last and cfg.train.soup > 1:
+        from emomon.errors import ConfigError
+
+        raise ConfigError("train.soup: a soup is chosen on validation, so it needs train.keep = \"best\"")
 
     model = build_model(cfg, text_dim, speech_dim, len(cfg.classes)).to(dev)
     first_epoch = sampler.epoch(rng, cfg.train.epoch_size)
@@ -234,6 +241,9 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     def validate(m) -> dict[str, float]:
         return {name: evaluate_examples(m, exs, bank, cfg.classes).fused.accuracy for name, exs in val_sets.items()}
 
+    def mean_or_none(accs: dict[str, float]) -> float | None:  # None: no validation data (train.keep = "last")
+        return float(np.mean(list(accs.values()))) if accs else None
+
     # fp16 autocast (CUDA without bf16) needs loss scaling; bf16 and CPU do not.
     grad_scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and not torch.cuda.is_bf16_supported())
     best, best_epoch, bad, history = -1.0, -1, 0, []
@@ -261,15 +271,17 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
                 losses.append(float(loss.detach()))
                 advance(len(batch))
         val = validate(model)
-        val_acc = float(np.mean(list(val.values())))
+        val_acc = mean_or_none(val)
         if cfg.train.soup > 1:
             ranked.append((val_acc, epoch + 1, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}))
             ranked = sorted(ranked, key=lambda r: -r[0])[: cfg.train.soup]
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": val_acc, "val": val, "seconds": round(time.time() - t0, 1)}
         history.append(record)
-        improved = val_acc > best
-        logger.info("epoch %d: loss %.4f  val acc %.4f (%s)%s", epoch + 1, record["loss"], val_acc,
-                    ", ".join(f"{k} {v:.3f}" for k, v in val.items()), "  * best" if improved else "")
+        # with keep = "last" every epoch replaces the saved one, so the last is what remains
+        improved = keep_last or val_acc > best
+        shown = "none" if val_acc is None else f"{val_acc:.4f} ({', '.join(f'{k} {v:.3f}' for k, v in val.items())})"
+        logger.info("epoch %d: loss %.4f  val acc %s%s", epoch + 1, record["loss"], shown,
+                    ("  * kept (last)" if keep_last else "  * best") if improved else "")
         if improved:
             best, best_epoch, bad = val_acc, epoch + 1, 0
             save_checkpoint(out_dir, model, cfg, fingerprints, {"training": {"epoch": epoch + 1, "val_accuracy": val_acc, "val": val}},

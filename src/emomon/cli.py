@@ -54,6 +54,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, out, store=FeatureStore(Path(args.cache)) if args.cache else None, device=args.device)
     if result.soup_epochs:
         print(f"soup of epochs {', '.join(map(str, result.soup_epochs))}: validation accuracy {result.best_val:.4f}")
+    elif cfg.train.keep == "last":
+        val = "no validation data" if result.best_val is None else f"validation accuracy {result.best_val:.4f}"
+        print(f"last epoch {result.best_epoch} kept: {val}")
     else:
         print(f"best epoch {result.best_epoch}: validation accuracy {result.best_val:.4f}")
     for source, modes in result.test.items():

@@ -147,6 +147,11 @@ class TrainConfig:
     label_smoothing: float = _opt(0.0, lo=0.0, hi=0.5, doc="cross-entropy label smoothing")
     branch_label_mask: bool = _opt(False, doc="with model.branch_heads: each branch learns only from the examples whose own modality expresses the label (a neutral partner, a fixed-sentence corpus's text or an espeak-ng voice does not; models/dataset.py)")
     soup: int = _opt(0, lo=0, hi=100, doc="greedy weight soup (Wortsman et al. 2022) over the N best epochs by validation accuracy: their weights are averaged in that order while the average's validation accuracy does not fall, and the soup replaces the best epoch when it is at least as good (0 = keep the best epoch, as the seed)")
+    keep: str = _opt("best", choices=("best", "last"),
+                     doc="'best': keep the epoch (or soup) with the best validation accuracy, stopping early after "
+                         "train.patience epochs without one (the seed); 'last': train exactly max_epochs and keep the "
+                         "last, without early stopping and without needing validation data, for a final refit on "
+                         "training + validation speakers with an epoch count chosen earlier on validation")
     seed: int = _opt(0, lo=0, hi=2**31 - 1, doc="random seed")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"), doc="'auto' picks CUDA when present")
     init_from: str = _opt("", doc="start from this checkpoint's weights (a shipped name or a directory) instead of random ones: "
