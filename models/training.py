@@ -277,12 +277,12 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
             ranked = sorted(ranked, key=lambda r: -r[0])[: cfg.train.soup]
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": val_acc, "val": val, "seconds": round(time.time() - t0, 1)}
         history.append(record)
-        # with keep = "last" every epoch replaces the saved one, so the last is what remains
-        improved = keep_last or val_acc > best
+        improved = not keep_last and val_acc > best
         shown = "none" if val_acc is None else f"{val_acc:.4f} ({', '.join(f'{k} {v:.3f}' for k, v in val.items())})"
-        logger.info("epoch %d: loss %.4f  val acc %s%s", epoch + 1, record["loss"], shown,
-                    ("  * kept (last)" if keep_last else "  * best") if improved else "")
-        if improved:
+        logger.info("epoch %d: loss %.4f  val acc %s%s", epoch + 1, record["loss"], shown, "  * best" if improved else "")
+        if keep_last:  # no selection: the model in memory after the last epoch is what is kept (saved once, below)
+            best, best_epoch = val_acc, epoch + 1
+        elif improved:
             best, best_epoch, bad = val_acc, epoch + 1, 0
             save_checkpoint(out_dir, model, cfg, fingerprints, {"training": {"epoch": epoch + 1, "val_accuracy": val_acc, "val": val}},
                             text_layers=data.text_layers)
@@ -296,13 +296,15 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
 
     soup = None
     if len(ranked) > 1:
-        epochs, soup_val = greedy_soup(model, ranked, lambda m: float(np.mean(list(validate(m).values()))))
+        epochs, soup_val = greedy_soup(model, ranked, lambda m: mean_or_none(validate(m)))
         soup = {"epochs": epochs, "val_accuracy": soup_val}
         del ranked
     souped = soup is not None and len(soup["epochs"]) > 1
     if souped:  # the model holds the soup; it is saved once, with the metadata, below
         logger.info("soup of epochs %s: val acc %.4f (best epoch alone %.4f)", soup["epochs"], soup["val_accuracy"], best)
         best, best_model = soup["val_accuracy"], model
+    elif keep_last:
+        best_model = model
     else:
         best_model = load_checkpoint(out_dir, device=dev).model
     test = {}
