@@ -208,10 +208,6 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
 
         raise ConfigError("no validation data: name val_speakers for a source, use corpora with a dev split, "
                           "or set train.keep = \"last\" to train a fixed number of epochs")
-    if keep_last and cfg.train.soup > 1:
-        from emomon.errors import ConfigError
-
-        raise ConfigError("train.soup: a soup is chosen on validation, so it needs train.keep = \"best\"")
 
     model = build_model(cfg, text_dim, speech_dim, len(cfg.classes)).to(dev)
     first_epoch = sampler.epoch(rng, cfg.train.epoch_size)

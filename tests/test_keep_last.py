@@ -71,14 +71,14 @@ def test_without_validation_the_default_refuses_and_names_the_way_out(tmp_path):
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
-def test_a_soup_needs_validation_to_choose_it(tmp_path):
-    from conftest import hand_built_training_data
+def test_a_soup_needs_validation_to_choose_it():
+    # refused when the preset is read, before any feature is built
+    from conftest import untrained_preset
 
-    from emomon.models.training import train
-
-    cfg, data = hand_built_training_data()
+    doc = config_to_dict(untrained_preset())
+    doc["train"].update(keep="last", soup=3)
     with pytest.raises(ConfigError, match="train.soup"):
-        train(_train_settings(cfg, keep="last", soup=3), tmp_path / "run", data=data)
+        config_from_dict(doc)
 
 
 def test_keep_is_a_checked_setting():

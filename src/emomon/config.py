@@ -417,6 +417,8 @@ def _validate(cfg: EmomonConfig) -> None:
         raise ConfigError("encoders.speech.layers: name at least one layer")
     if cfg.train.text_branch_from_tuning and not (m.branch_heads and cfg.encoders.text.tune_layers):
         raise ConfigError("train.text_branch_from_tuning: needs model.branch_heads = true and encoders.text.tune_layers > 0")
+    if cfg.train.keep == "last" and cfg.train.soup > 1:
+        raise ConfigError("train.soup: a soup is chosen on validation, so it needs train.keep = \"best\"")
 
 
 def config_from_dict(data: dict, *, base_dir: str = "") -> EmomonConfig:
