@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-from emomon.models.checkpoint import load_checkpoint
+from emomon.models.checkpoint import load_checkpoint, read_checkpoint_preset
 from emomon.models.dataset import FeatureBuilder, load_sources
 from emomon.models.evaluation import evaluate_checkpoint
 from emomon.models.features import FeatureStore
@@ -35,9 +35,9 @@ def with_threshold(ckpt, threshold: float):
     return dataclasses.replace(ckpt, config=dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, min_asr_logprob=threshold)))
 
 
-def with_speakers_of(ckpt, other):
-    """``ckpt`` with each corpus's validation and test speakers taken from ``other``'s configuration."""
-    theirs = {s.corpus: s for s in other.config.data.sources}
+def with_speakers_of(ckpt, other_cfg):
+    """``ckpt`` with each corpus's validation and test speakers taken from another checkpoint's preset."""
+    theirs = {s.corpus: s for s in other_cfg.data.sources}
     sources = tuple(
         dataclasses.replace(s, val_speakers=theirs[s.corpus].val_speakers, test_speakers=theirs[s.corpus].test_speakers)
         if s.corpus in theirs else s
@@ -71,7 +71,7 @@ def main() -> int:
         os.environ["EMOMON_DATA"] = args.data
     ckpt = load_checkpoint(args.checkpoint)
     if args.speakers_of:
-        ckpt = with_speakers_of(ckpt, load_checkpoint(args.speakers_of))
+        ckpt = with_speakers_of(ckpt, read_checkpoint_preset(args.speakers_of))  # its split only: weights not read
     speakers = f" (speakers of {args.speakers_of})" if args.speakers_of else ""
     print(f"checkpoint {args.checkpoint} (its own threshold {ckpt.config.model.min_asr_logprob:g}), split {args.split}{speakers}")
     transcripts = split_transcripts(ckpt, args.split)  # read once; each threshold only counts what it keeps
