@@ -2,16 +2,16 @@
 
     python bench/replay_accuracy.py [--model en-tiny] [--data ../shared/data] [--gap 0.7] [--keep DIR]
 
-For each of the checkpoint's RAVDESS validation and test actors (en-tiny: 17-18 and 19-24), their clips (7 classes,
-calm -> neutral) are joined in a shuffled order (seed 0) into one 16 kHz recording with ``--gap`` seconds of
-silence between clips. The recordings of a split are replayed in one `emomon replay` process (one input per actor,
-so one speaker each): VAD segmentation, tiny.en transcription, the inference worker, the CSV. Each clip's
-prediction is the probability-weighted vote of the utterances overlapping it (by overlap length); a clip that no
-utterance overlaps counts as wrong. Three readings are compared: ``--as-live`` (each actor against the clips heard so
-far, one speed: what `emomon live` does), whole-recording baselines from a first pass at one speed, and the
-default replay reading: those baselines with speed test-time augmentation (0.95/1/1.05 averaged). Also prints each run's speed (audio
-seconds of the first recording's clock per wall second: the recordings of a split are replayed side by side).
-"""
+For each of the checkpoint's RAVDESS validation and test actors (en-tiny: 17-18 and 19-24; a refit trained on its
+validation actors and has none), their clips (7 classes, calm -> neutral) are joined in a shuffled order (seed 0) into
+one 16 kHz recording with ``--gap`` seconds of silence between clips. The recordings of a split are replayed in one
+`emomon replay` process (one input per actor, so one speaker each): VAD segmentation, tiny.en transcription, the
+inference worker, the CSV. Each clip's prediction is the probability-weighted vote of the utterances overlapping it
+(by overlap length); a clip that no utterance overlaps counts as wrong. Three readings are compared: ``--as-live``
+(each actor against the clips heard so far, one speed: what `emomon live` does), whole-recording baselines from a
+first pass at one speed, and the default replay reading: those baselines with speed test-time augmentation
+(0.95/1/1.05 averaged). Also prints each run's speed (audio seconds of the first recording's clock per wall second:
+the recordings of a split are replayed side by side). """
 
 from __future__ import annotations
 
@@ -101,6 +101,9 @@ def main() -> int:
         print("| split | actors | clips | reading | accuracy | clips with an utterance | speed (x real time) |")
         print("|---|---|---|---|---|---|---|")
         for split in ("val", "test"):
+            if not any(it.split == split for it in items):  # a refit trains on its validation actors: none to replay
+                print(f"| {split} | none ({args.model} has no RAVDESS {split} actors) | 0 | — | — | — | — |", flush=True)
+                continue
             folder = root / split
             folder.mkdir(exist_ok=True)
             spans = build_recordings([it for it in items if it.split == split], folder, args.gap)
