@@ -24,7 +24,7 @@ def test_the_rule_reads_words_only_above_the_threshold():
     assert sure.reads_transcript("I am fine", -1.0)
     assert not sure.reads_transcript("Naniquo, is it to make the verb", -3.1)
     assert not sure.reads_transcript("", 0.0) and not sure.reads_transcript("  ", 0.0) and not sure.reads_transcript(None, 0.0)
-    # the default reads every transcript with words (the shipped stage 2 was trained that way)
+    # the default reads every transcript with words (the shipped model was trained that way)
     assert ModelConfig().reads_transcript("Naniquo, is it to make the verb", -3.1)
 
 
