@@ -1,0 +1,135 @@
+"""The metrics as the seeds report them, and the model card's intervals and paired tests (emomon.models.metrics)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from emomon.models.metrics import (INTERVAL_METRICS, _figure_from_confusions, bootstrap_interval,
+                                   classification_metrics, confusion_matrix, mcnemar, per_group_accuracy)
+
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+def _speakers(accuracies, clips=60, seed=0):
+    """Labels, predictions and speaker ids: speaker i gets ``accuracies[i]`` of its clips right (exactly)."""
+    rng = np.random.default_rng(seed)
+    y, pred, spk = [], [], []
+    for s, acc in enumerate(accuracies):
+        labels = rng.integers(0, len(CLASSES), clips)
+        right = np.zeros(clips, bool)
+        right[: int(round(acc * clips))] = True
+        wrong = (labels + 1 + rng.integers(0, len(CLASSES) - 1, clips)) % len(CLASSES)
+        y.append(labels)
+        pred.append(np.where(right, labels, wrong))
+        spk += [f"actor{s}"] * clips
+    return np.concatenate(y), np.concatenate(pred), np.array(spk)
+
+
+def test_metrics_by_hand():
+    y = [0, 0, 0, 1, 1, 2]
+    p = [0, 0, 1, 1, 2, 2]
+    m = classification_metrics(y, p, CLASSES[:3])
+    assert m.accuracy == pytest.approx(4 / 6)
+    # class 0: P 1, R 2/3, F1 0.8; class 1: P 1/2, R 1/2; class 2: P 1/2, R 1 -> F1 2/3
+    assert m.weighted_f1 == pytest.approx((3 * 0.8 + 2 * 0.5 + 1 * (2 / 3)) / 6)
+    assert m.uar == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert m.confusion == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+
+
+def test_stacked_figures_equal_the_single_metrics():
+    rng = np.random.default_rng(3)
+    cms = []
+    for _ in range(5):
+        y = rng.integers(0, 5, 200)  # classes 5 and 6 absent: they must weigh nothing
+        p = np.where(rng.random(200) < 0.5, y, rng.integers(0, 7, 200))
+        cms.append(confusion_matrix(y, p, 7))
+        m = classification_metrics(y, p, CLASSES)
+        for metric in INTERVAL_METRICS:
+            assert _figure_from_confusions(cms[-1], metric) == pytest.approx(getattr(m, metric))
+    stacked = _figure_from_confusions(np.stack(cms), "weighted_f1")
+    assert stacked.shape == (5,)
+
+
+def test_interval_brackets_the_estimate_and_is_reproducible():
+    y, pred, spk = _speakers([0.6, 0.7, 0.75, 0.8, 0.85, 0.9])
+    for metric in INTERVAL_METRICS:
+        iv = bootstrap_interval(y, pred, CLASSES, spk, metric=metric)
+        assert iv.estimate == pytest.approx(getattr(classification_metrics(y, pred, CLASSES), metric))
+        assert iv.low < iv.estimate < iv.high
+        assert iv.groups == 6 and iv.level == 0.95
+        assert bootstrap_interval(y, pred, CLASSES, spk, metric=metric) == iv
+    assert bootstrap_interval(y, pred, CLASSES, spk, seed=1) != bootstrap_interval(y, pred, CLASSES, spk, seed=0)
+    narrower = bootstrap_interval(y, pred, CLASSES, spk, level=0.5)
+    wider = bootstrap_interval(y, pred, CLASSES, spk)
+    assert wider.low < narrower.low and narrower.high < wider.high
+
+
+def test_resampling_speakers_is_wider_than_resampling_clips_when_speakers_differ():
+    """The reason for grouping: six actors of very different difficulty are six draws, not 360."""
+    y, pred, spk = _speakers([0.45, 0.55, 0.75, 0.85, 0.95, 1.0])
+    by_speaker = bootstrap_interval(y, pred, CLASSES, spk)
+    by_clip = bootstrap_interval(y, pred, CLASSES)
+    assert by_clip.groups == len(y) and by_speaker.groups == 6
+    assert by_speaker.estimate == pytest.approx(by_clip.estimate)
+    assert (by_speaker.high - by_speaker.low) > 1.5 * (by_clip.high - by_clip.low)
+    # speakers alike: grouping costs nothing
+    y, pred, spk = _speakers([0.75] * 6)
+    alike = bootstrap_interval(y, pred, CLASSES, spk)
+    assert alike.low == alike.high == pytest.approx(0.75)
+
+
+def test_perfect_and_identical_outputs():
+    y, _, spk = _speakers([0.5] * 4)
+    perfect = bootstrap_interval(y, y, CLASSES, spk, metric="weighted_f1")
+    assert (perfect.estimate, perfect.low, perfect.high) == (1.0, 1.0, 1.0)
+    _, pred, _ = _speakers([0.5] * 4, seed=4)
+    same = bootstrap_interval(y, pred, CLASSES, spk, baseline=pred)
+    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
+
+
+def test_paired_difference_is_computed_on_the_same_resamples():
+    y, better, spk = _speakers([0.9] * 6, seed=5)
+    _, worse, _ = _speakers([0.6] * 6, seed=5)  # the same labels; every clip worse gets right, better gets right too
+    diff = bootstrap_interval(y, better, CLASSES, spk, baseline=worse)
+    assert diff.estimate == pytest.approx(0.3)
+    # per speaker both are exact (0.9 and 0.6), so every resample differs by exactly 0.3: paired, not independent
+    assert diff.low == pytest.approx(0.3) and diff.high == pytest.approx(0.3)
+    flipped = bootstrap_interval(y, worse, CLASSES, spk, baseline=better)
+    assert flipped.estimate == pytest.approx(-0.3)
+
+
+def test_mcnemar_exact_values():
+    y = np.zeros(12, int)
+    a = np.array([0] * 4 + [1] * 8)  # right on the first 4
+    b = np.array([1] * 4 + [0] * 8)  # right on the other 8
+    t = mcnemar(y, a, b)
+    assert (t.only_a, t.only_b) == (4, 8)
+    assert t.p_value == pytest.approx(2 * sum(math.comb(12, i) for i in range(5)) / 2**12)  # 0.3877
+    assert mcnemar(y, b, a).p_value == pytest.approx(t.p_value)
+    assert mcnemar(np.zeros(10, int), np.zeros(10, int), np.ones(10, int)).p_value == pytest.approx(2 / 2**10)
+    same = mcnemar(y, a, a)
+    assert (same.only_a, same.only_b, same.p_value) == (0, 0, 1.0)
+    balanced = mcnemar(np.zeros(2, int), [0, 1], [1, 0])
+    assert balanced.p_value == 1.0
+
+
+def test_per_group_accuracy():
+    y, pred, spk = _speakers([0.5, 0.75, 1.0], clips=20)
+    assert per_group_accuracy(y, pred, spk) == {"actor0": 0.5, "actor1": 0.75, "actor2": 1.0}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"metric": "macro_f1"}, "metric must be one of"),
+    ({"level": 1.0}, "level must lie"),
+    ({"groups": ["a"]}, "one entry per example"),
+    ({"baseline": [0]}, "one entry per example"),
+])
+def test_bad_interval_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        bootstrap_interval([0, 1, 2], [0, 1, 1], CLASSES, **kwargs)
+
+
+def test_empty_set_is_refused():
+    with pytest.raises(ValueError, match="no examples"):
+        bootstrap_interval([], [], CLASSES)
