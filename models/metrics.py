@@ -3,9 +3,9 @@ unweighted average recall (UAR), macro F1 and the confusion matrix; and how far 
 
 Why the intervals: the test sets are small in the unit that matters. RAVDESS's held-out set is 360 clips but only six
 actors, and two models a few clips apart on it have been ranked in opposite orders by other actors. So the model card
-gives each figure a bootstrap interval that resamples *speakers* (or MELD dialogues), not clips, and each paired
-comparison (fused against speech only, a flat voice against no voice) an interval of the difference on the same
-resamples plus an exact McNemar test on the examples where the two outputs disagree.
+gives each figure a bootstrap interval that resamples *speakers* (or MELD dialogues) and then clips within them, and
+each paired comparison (fused against speech only, a flat voice against no voice) an interval of the difference on
+the same resamples plus an exact McNemar test on the examples where the two outputs disagree.
 """
 
 from __future__ import annotations
@@ -106,12 +106,13 @@ def bootstrap_interval(y_true, y_pred, classes, groups=None, *, baseline=None, m
     ``baseline`` (other predictions of the same examples) of the paired difference ``metric(y_pred) -
     metric(baseline)``, both computed on the same resamples.
 
-    ``groups`` (one label per example: a speaker, a dialogue) makes it a cluster bootstrap: whole groups are drawn
-    with replacement, so the interval reflects how the figure moves with *other speakers*, which is what a
-    speaker-held-out figure claims to measure. Examples of one speaker are not independent; resampling clips would
-    give an interval that is too narrow. With few groups (RAVDESS's six test actors) the percentile interval is itself
-    approximate and tends to be narrow; read it as a lower bound on the uncertainty. Without ``groups`` each example
-    is its own group.
+    ``groups`` (one label per example: a speaker, a dialogue) makes it a two-stage (hierarchical) bootstrap: each
+    resample draws groups with replacement, then, within every drawn group, its examples with replacement. The first
+    stage is what a speaker-held-out figure claims to generalise over (other speakers); examples of one speaker are
+    not independent, so resampling clips alone gives an interval that is too narrow. The second stage keeps the
+    interval honest when groups are few: with RAVDESS's six test actors, a difference of a handful of clips that
+    happens to fall the same way for every actor would otherwise get an interval of almost no width. Without
+    ``groups`` each example is its own group (the ordinary bootstrap).
     """
     if metric not in INTERVAL_METRICS:
         raise ValueError(f"metric must be one of {INTERVAL_METRICS}, not {metric!r}")
@@ -126,25 +127,26 @@ def bootstrap_interval(y_true, y_pred, classes, groups=None, *, baseline=None, m
         raise ValueError("y_true, the predictions and groups must have one entry per example")
     _, group_index = np.unique(np.asarray(groups if groups is not None else np.arange(n)).astype(str), return_inverse=True)
     n_groups = int(group_index.max()) + 1
+    members = [np.flatnonzero(group_index == g) for g in range(n_groups)]
     k = len(classes)
-    # One confusion matrix per group and output: a resample is a sum of groups' matrices, so no example is revisited.
-    per_group = np.zeros((len(preds), n_groups, k, k), dtype=np.int64)
-    for i, p in enumerate(preds):
-        np.add.at(per_group[i], (group_index, y_true, p), 1)
+    # A resample is a weight per example (how often it was drawn); its confusion matrix is then one product with
+    # each output's one-hot (true, predicted) cell per example.
+    cells = np.stack([np.eye(k * k)[y_true * k + p] for p in preds])  # (outputs, n, k*k)
 
-    def figure(cms: np.ndarray) -> np.ndarray:  # (..., k, k) -> (...)
-        return _figure_from_confusions(cms, metric)
-
-    def statistic(cms: np.ndarray) -> np.ndarray:  # (outputs, ..., k, k) -> (...)
-        values = figure(cms)
+    def statistic(weights: np.ndarray) -> np.ndarray:  # (resamples, n) -> (resamples,)
+        values = _figure_from_confusions(np.einsum("rn,onc->orc", weights, cells).reshape(len(preds), -1, k, k), metric)
         return values[0] - values[1] if baseline is not None else values[0]
 
-    estimate = float(statistic(per_group.sum(1)))
+    estimate = float(statistic(np.ones((1, n)))[0])
     rng = np.random.default_rng(seed)
     draws = np.empty(n_boot)
-    for start in range(0, n_boot, 256):  # counts of each group in each resample, in chunks to bound memory
-        counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=min(256, n_boot - start))
-        draws[start : start + len(counts)] = statistic(np.einsum("rg,ogij->orij", counts, per_group))
+    for start in range(0, n_boot, 256):  # in chunks, to bound memory
+        size = min(256, n_boot - start)
+        times_drawn = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=size)  # (size, groups)
+        weights = np.zeros((size, n))
+        for g, idx in enumerate(members):
+            weights[:, idx] = rng.multinomial(times_drawn[:, g] * len(idx), np.full(len(idx), 1.0 / len(idx)))
+        draws[start : start + size] = statistic(weights)
     low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
     return Interval(estimate, float(low), float(high), level, n_groups)
 

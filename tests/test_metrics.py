@@ -73,10 +73,11 @@ def test_resampling_speakers_is_wider_than_resampling_clips_when_speakers_differ
     assert by_clip.groups == len(y) and by_speaker.groups == 6
     assert by_speaker.estimate == pytest.approx(by_clip.estimate)
     assert (by_speaker.high - by_speaker.low) > 1.5 * (by_clip.high - by_clip.low)
-    # speakers alike: grouping costs nothing
+    # speakers alike: the first stage adds little, and the second (clips within speakers) keeps the clips' uncertainty
     y, pred, spk = _speakers([0.75] * 6)
-    alike = bootstrap_interval(y, pred, CLASSES, spk)
-    assert alike.low == alike.high == pytest.approx(0.75)
+    alike, clips = bootstrap_interval(y, pred, CLASSES, spk), bootstrap_interval(y, pred, CLASSES)
+    assert alike.low < 0.75 < alike.high
+    assert 0.8 < (alike.high - alike.low) / (clips.high - clips.low) < 1.6
 
 
 def test_perfect_and_identical_outputs():
@@ -89,14 +90,32 @@ def test_perfect_and_identical_outputs():
 
 
 def test_paired_difference_is_computed_on_the_same_resamples():
-    y, better, spk = _speakers([0.9] * 6, seed=5)
-    _, worse, _ = _speakers([0.6] * 6, seed=5)  # the same labels; every clip worse gets right, better gets right too
+    """Two outputs that disagree on a few clips: the paired difference is far better known than either figure."""
+    y, worse, spk = _speakers([0.5, 0.6, 0.7, 0.8, 0.9, 0.95], seed=5)
+    better = worse.copy()
+    fixed = np.flatnonzero(worse != y)[::10]  # a tenth of the errors put right
+    better[fixed] = y[fixed]
     diff = bootstrap_interval(y, better, CLASSES, spk, baseline=worse)
-    assert diff.estimate == pytest.approx(0.3)
-    # per speaker both are exact (0.9 and 0.6), so every resample differs by exactly 0.3: paired, not independent
-    assert diff.low == pytest.approx(0.3) and diff.high == pytest.approx(0.3)
+    assert diff.estimate == pytest.approx(len(fixed) / len(y))
+    assert 0 < diff.low < diff.estimate < diff.high
+    one = bootstrap_interval(y, better, CLASSES, spk)
+    assert (diff.high - diff.low) < 0.5 * (one.high - one.low)
     flipped = bootstrap_interval(y, worse, CLASSES, spk, baseline=better)
-    assert flipped.estimate == pytest.approx(-0.3)
+    assert flipped.estimate == pytest.approx(-diff.estimate)
+    assert flipped.high < 0
+
+
+def test_a_difference_of_a_few_clips_is_not_called_certain_with_few_speakers():
+    """Six speakers, each losing at most one clip of 60 to the other output: every speaker points the same way, so
+    resampling speakers alone would give an interval of almost no width; clips resampled within speakers do not."""
+    y, a, spk = _speakers([0.75] * 6, seed=6)
+    b = a.copy()
+    for s in range(0, 6, 2):  # three speakers: one clip right in b that a got wrong
+        i = np.flatnonzero((spk == f"actor{s}") & (a != y))[0]
+        b[i] = y[i]
+    diff = bootstrap_interval(y, b, CLASSES, spk, baseline=a)
+    assert diff.estimate == pytest.approx(3 / 360)
+    assert diff.low <= 0 < diff.high
 
 
 def test_mcnemar_exact_values():
@@ -133,3 +152,41 @@ def test_bad_interval_arguments(kwargs, message):
 def test_empty_set_is_refused():
     with pytest.raises(ValueError, match="no examples"):
         bootstrap_interval([], [], CLASSES)
+
+
+# ------------------------------------------------------------------------------------------ the scorings' intervals
+def _scored(y, pred, items, units):
+    from emomon.models.evaluation import Scored
+    from emomon.models.training import Evaluation
+
+    y, pred = np.asarray(y), np.asarray(pred)
+    return Scored(Evaluation(classification_metrics(y, pred, CLASSES)), y, {"fused": pred}, list(items), np.asarray(units))
+
+
+def test_evaluation_units():
+    from emomon.models.data import Item
+    from emomon.models.evaluation import evaluation_unit
+
+    assert evaluation_unit(Item("ravdess:03-01-05-01-01-01-19", "ravdess", "angry", "19")) == "speaker:ravdess:19"
+    # MELD's speakers are characters heard all through the test set: its sentences are grouped by dialogue
+    a = evaluation_unit(Item("meld:test:12_3", "meld", "joy", "Joey", text="Hi"))
+    assert a == evaluation_unit(Item("meld:test:12_7", "meld", "anger", "Ross", text="No")) == "dialogue:meld:test:12"
+    assert a != evaluation_unit(Item("meld:test:121_3", "meld", "joy", "Joey", text="Hi"))
+
+
+def test_scored_interval_pairs_by_item_and_falls_back_to_examples_for_one_speaker():
+    y, good, spk = _speakers([0.9, 0.8, 0.7, 0.95], clips=40, seed=7)
+    _, bad, _ = _speakers([0.6, 0.5, 0.4, 0.65], clips=40, seed=7)
+    items = [f"clip{i}" for i in range(len(y))]
+    full = _scored(y, good, items, spk)
+    assert full.interval() == bootstrap_interval(y, good, CLASSES, spk)
+    # the baseline covers every other clip, in reverse order: the difference is taken on the shared clips, matched by item
+    keep = np.arange(0, len(y), 2)[::-1]
+    half = _scored(y[keep], bad[keep], [items[i] for i in keep], spk[keep])
+    diff = full.interval(baseline=half)
+    shared = np.arange(0, len(y), 2)
+    assert diff == bootstrap_interval(y[shared], good[shared], CLASSES, spk[shared], baseline=bad[shared])
+    assert diff.estimate > 0.2
+    one = _scored(y[:40], good[:40], items[:40], spk[:40])
+    iv = one.interval()
+    assert iv.groups == 40 and iv.low < iv.estimate < iv.high  # one speaker: its clips resampled, not a zero-width interval
