@@ -5,29 +5,90 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
+
 from emomon.models.checkpoint import Checkpoint
 from emomon.config import SourceConfig
-from emomon.models.dataset import FeatureBuilder, fixed_examples, load_sources
+from emomon.models.dataset import Example, FeatureBuilder, fixed_examples, load_sources
 from emomon.models.features import FeatureStore
-from emomon.models.metrics import confusion_table
-from emomon.models.training import Evaluation, evaluate_examples
+from emomon.models.metrics import Interval, bootstrap_interval, classification_metrics, confusion_table
+from emomon.models.training import Evaluation, predict_examples
 
 MODES = ("paired", "text-only", "speech-only")
+
+
+def evaluation_unit(item) -> str:
+    """What a test figure generalises over, the unit its intervals resample: the speaker; for MELD, whose speakers
+    are sitcom characters heard all through the test set, the dialogue."""
+    return f"dialogue:{item.id.rsplit('_', 1)[0]}" if item.corpus == "meld" else f"speaker:{item.corpus}:{item.speaker}"
+
+
+@dataclass
+class Scored:
+    """An :class:`Evaluation` with what it was computed from: the labels, the predicted class of the fused output
+    and of each step, the corpus item and the unit (:func:`evaluation_unit`) of each example."""
+
+    evaluation: Evaluation
+    y: np.ndarray
+    pred: dict[str, np.ndarray]  # "fused" and each step name -> predicted class per example
+    items: list[str]
+    units: np.ndarray
+
+    @property
+    def fused(self):
+        return self.evaluation.fused
+
+    @property
+    def steps(self):
+        return self.evaluation.steps
+
+    def as_dict(self) -> dict:
+        return self.evaluation.as_dict()
+
+    def interval(self, metric: str = "accuracy", output: str = "fused", baseline: "Scored | None" = None,
+                 baseline_output: str = "fused") -> Interval:
+        """95 % bootstrap interval of a figure of ``output``, or with ``baseline`` of its paired difference from
+        ``baseline_output`` of another scoring on the examples (items) both share. Whole units are resampled; a set
+        of one unit (one test speaker) can only have its examples resampled, which says nothing about other
+        speakers."""
+        if baseline is None:
+            y, pred, units, base = self.y, self.pred[output], self.units, None
+        else:
+            where = {item: i for i, item in enumerate(baseline.items)}
+            mine = [i for i, item in enumerate(self.items) if item in where]
+            theirs = [where[self.items[i]] for i in mine]
+            y, pred, units = self.y[mine], self.pred[output][mine], self.units[mine]
+            base = baseline.pred[baseline_output][theirs]
+        groups = units if len(set(units.tolist())) > 1 else None
+        return bootstrap_interval(y, pred, self.fused.classes, groups, baseline=base, metric=metric)
+
+
+def score_examples(model, examples: list[Example], bank, classes, unit_of: dict[str, str]) -> Scored:
+    """Predict ``examples`` (each naming its ``item``) and keep the predictions beside the metrics."""
+    probs, steps = predict_examples(model, examples, bank)
+    y = np.array([e.label for e in examples], dtype=int)
+    pred = {"fused": probs.argmax(1), **{k: v.argmax(1) for k, v in steps.items()}}
+    evaluation = Evaluation(classification_metrics(y, pred["fused"], classes),
+                            {k: classification_metrics(y, p, classes) for k, p in pred.items() if k != "fused"})
+    items = [e.item for e in examples]
+    return Scored(evaluation, y, pred, items, np.array([unit_of[i] for i in items]))
 
 
 @dataclass
 class EvalReport:
     split: str
-    results: dict[str, dict[str, Evaluation]]  # source -> mode -> evaluation
+    results: dict[str, dict[str, Scored]]  # source -> mode -> scoring
 
     def as_dict(self) -> dict:
-        return {"split": self.split, "results": {s: {m: e.as_dict() for m, e in d.items()} for s, d in self.results.items()}}
+        return {"split": self.split,
+                "results": {s: {m: {**sc.as_dict(), "accuracy_interval": dataclasses.asdict(sc.interval())}
+                                for m, sc in d.items()} for s, d in self.results.items()}}
 
     def render(self, confusion: bool = True) -> str:
         lines = []
         for source, modes in self.results.items():
             for mode, ev in modes.items():
-                lines.append(f"{source:<12} {mode:<12} fused  {ev.fused.summary()}")
+                lines.append(f"{source:<12} {mode:<12} fused  {ev.fused.summary()}  {_interval_note(ev)}")
                 for step, m in ev.steps.items():
                     lines.append(f"{'':<12} {'':<12} {step:<6} {m.summary()}")
                 if confusion and mode == "paired":
@@ -60,8 +121,16 @@ def evaluate_checkpoint(ckpt: Checkpoint, sources: tuple[SourceConfig, ...] | No
 
         raise ModelError(f"the checkpoint was trained on encoders {ckpt.fingerprints}, but {got} are configured")
     model = ckpt.model.to(device)
-    results: dict[str, dict[str, Evaluation]] = {}
+    unit_of = {it.id: evaluation_unit(it) for s in srcs for it in s.items}
+    results: dict[str, dict[str, Scored]] = {}
     for mode in modes:
         for name, exs in fixed_examples(cfg, srcs, bank, split, mode).items():
-            results.setdefault(name, {})[mode] = evaluate_examples(model, exs, bank, cfg.classes)
+            results.setdefault(name, {})[mode] = score_examples(model, exs, bank, cfg.classes, unit_of)
     return EvalReport(split, results)
+
+
+def _interval_note(sc: Scored) -> str:
+    iv = sc.interval()
+    kind = str(sc.units[0]).split(":")[0]
+    what = f"{iv.groups} {kind}s" if len(set(sc.units.tolist())) > 1 else f"the examples of one {kind}"
+    return f"[95% {iv.low:.3f}-{iv.high:.3f} over {what}]"

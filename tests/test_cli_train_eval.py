@@ -78,6 +78,12 @@ def test_train_then_eval_on_a_manifest(tmp_path, manifest, capsys):
     fused = got["results"]["manifest"]["paired"]["fused"]
     assert fused["n"] == 8 and 0.0 <= fused["accuracy"] <= 1.0
     assert set(got["results"]["manifest"]["paired"]["steps"]) == {"step1", "step2"}
+    # every accuracy comes with its interval over the test speakers (models/metrics.bootstrap_interval)
+    interval = got["results"]["manifest"]["paired"]["accuracy_interval"]
+    assert interval["estimate"] == pytest.approx(fused["accuracy"])
+    assert interval["low"] <= fused["accuracy"] <= interval["high"]
+    assert interval["level"] == 0.95 and interval["groups"] >= 1
+    assert f"[95% {interval['low']:.3f}-{interval['high']:.3f} over " in capsys.readouterr().out
 
 
 @requires_espeak
