@@ -10,6 +10,14 @@
   RAVDESS fused vs speech-only accuracy.
 - Unseen speakers of other languages held out in training: ASED (Amharic) speakers 61-65, nEMO (Polish) MP0.
 - Checkpoint size, parameters, and milliseconds per utterance on CPU (fusion model alone, and text encoder + model).
+- How far each figure can be trusted: a 95 % two-stage bootstrap interval that resamples speakers and then their
+  clips (MELD: dialogues, then sentences; nEMO's test set is one speaker, so only its clips), each speaker's own
+  accuracy, and for the two complementarity comparisons the interval of the paired difference and, for RAVDESS, an
+  exact McNemar test (``emomon.models.metrics``).
+
+The flat-voice set is every MELD test utterance with its sentence read by espeak-ng; a sentence several utterances
+share ("Okay.") is read once, for all of them. (Cards before 2026-11-23 scored only the last utterance of each distinct
+sentence, 2,396 of 2,610, against text-only on all 2,610.)
 
 With a speaker-baseline model, each test speaker's clips are streamed in a fixed order through the running baseline,
 as the live monitor hears a session (the first clip is judged on the population prior alone); RAVDESS is also
@@ -33,13 +41,14 @@ import torch
 
 from emomon.config import SourceConfig
 from emomon.models.checkpoint import load_checkpoint
-from emomon.models.dataset import Example, FeatureBuilder, fixed_examples, load_sources
+from emomon.models.dataset import Example, FeatureBuilder, fixed_examples, load_sources, rendering_key
 from emomon.models.features import text_key
-from emomon.models.training import evaluate_examples
+from emomon.models.evaluation import Scored, evaluation_unit, score_examples
+from emomon.models.metrics import mcnemar, per_group_accuracy
 
 
 def evaluate(ckpt, source: SourceConfig, modes=("paired", "speech-only", "text-only"), synth_voice: str | None = None,
-             strangers: bool = False):
+             strangers: bool = False) -> dict[str, Scored]:
     """``strangers``: every clip is its own speaker (no speaker-baseline history)."""
     cfg = dataclasses.replace(ckpt.config, data=dataclasses.replace(ckpt.config.data, sources=(source,)))
     srcs = load_sources(cfg, splits=("test",))
@@ -47,17 +56,43 @@ def evaluate(ckpt, source: SourceConfig, modes=("paired", "speech-only", "text-o
     bank = builder.build(srcs, train=False)
     if strangers:
         bank.speaker_of = {k: f"clip:{k}" for k in bank.speech}
+    unit_of = {it.id: evaluation_unit(it) for s in srcs for it in s.items}
     out = {}
     for mode in modes:
         for name, exs in fixed_examples(cfg, srcs, bank, "test", mode).items():
-            out[mode] = evaluate_examples(ckpt.model, exs, bank, cfg.classes)
+            out[mode] = score_examples(ckpt.model, exs, bank, cfg.classes, unit_of)
     if synth_voice:  # the text read aloud by espeak-ng in one voice, paired with its own text
         items = [it for s in srcs for it in s.items]
         builder.synth_features(items, bank, voice=synth_voice)
         cls = {c: i for i, c in enumerate(cfg.classes)}
-        exs = [Example(bank.synth_key[it.id], text_key(it.text), cls[it.label], "meld") for it in items if it.id in bank.synth_key]
-        out["espeak-paired"] = evaluate_examples(ckpt.model, exs, bank, cfg.classes)
+        # every sentence with its rendering: a sentence several items share ("Okay.") was read once, for all of them
+        exs = [Example(rendering_key(it.text, synth_voice), text_key(it.text), cls[it.label], "meld", item=it.id)
+               for it in items if it.text and rendering_key(it.text, synth_voice) in bank.speech]
+        out["espeak-paired"] = score_examples(ckpt.model, exs, bank, cfg.classes, unit_of)
     return out
+
+
+def uncertainty(results: dict[str, dict[str, Scored]]) -> dict:
+    """The intervals, per-speaker accuracies and McNemar tests of the card's headline figures."""
+    rav, meld = results["ravdess_19_24"], results["meld_test"]
+    text_output = "text_branch" if "text_branch" in meld["text-only"].pred else "fused"
+    out = {
+        "ravdess fused accuracy": rav["paired"].interval("accuracy"),
+        "ravdess speech-only accuracy": rav["speech-only"].interval("accuracy"),
+        "ravdess fused - speech-only accuracy": rav["paired"].interval("accuracy", baseline=rav["speech-only"]),
+        "meld text-branch weighted F1": meld["text-only"].interval("weighted_f1", text_output),
+        "meld text-only weighted F1": meld["text-only"].interval("weighted_f1"),
+        "ased fused accuracy": results["ased_61_65"]["paired"].interval("accuracy"),
+        "nemo fused accuracy": results["nemo_MP0"]["paired"].interval("accuracy"),
+    }
+    if "espeak-paired" in meld:
+        out["meld flat voice - text-only weighted F1"] = meld["espeak-paired"].interval(
+            "weighted_f1", baseline=meld["text-only"])
+    tests = {"ravdess fused vs speech-only": mcnemar(rav["paired"].y, rav["paired"].pred["fused"],
+                                                     rav["speech-only"].pred["fused"])}
+    speakers = {name: per_group_accuracy(results[key]["paired"].y, results[key]["paired"].pred["fused"], results[key]["paired"].units)
+                for name, key in (("ravdess", "ravdess_19_24"), ("ased", "ased_61_65"))}
+    return {"intervals": out, "mcnemar": tests, "per_speaker_accuracy": speakers}
 
 
 def timing(ckpt, n: int = 200) -> dict:
@@ -144,15 +179,29 @@ def main() -> int:
     print(f"MELD test text-branch weighted F1 (target >= 0.60): {checks['meld_text_branch_wf1']:.3f}"
           f" (the model's output with speech absent: {checks['meld_text_only_wf1']:.3f})")
     print(f"RAVDESS fused - speech-only accuracy (target >= 0): {checks['ravdess_fused_acc'] - checks['ravdess_speech_only_acc']:+.3f}")
+    trust = uncertainty(results)
     if "espeak-paired" in meld:
         checks["meld_espeak_fused_wf1"] = meld["espeak-paired"].fused.weighted_f1
         print(f"MELD espeak-ng fused - text-only weighted F1 (target >= -0.03): {checks['meld_espeak_fused_wf1'] - checks['meld_text_only_wf1']:+.3f}"
               f" (vs the text branch: {checks['meld_espeak_fused_wf1'] - checks['meld_text_branch_wf1']:+.3f})")
+    print("\n95 % bootstrap intervals (two-stage: speakers, then clips within them; MELD: dialogues, then sentences;"
+          " a one-speaker set: its clips)\n")
+    print("| figure | estimate [interval] | units resampled |")
+    print("|---|---|---|")
+    for name, iv in trust["intervals"].items():
+        print(f"| {name} | {iv} | {iv.groups} |")
+    for name, t in trust["mcnemar"].items():
+        print(f"McNemar, {name}: right only in the first {t.only_a}, only in the second {t.only_b}, exact p = {t.p_value:.3f}")
+    for name, accs in trust["per_speaker_accuracy"].items():
+        print(f"{name} accuracy per test speaker: " + ", ".join(f"{k.rsplit(':', 1)[-1]} {v:.3f}" for k, v in accs.items()))
     print(f"checkpoint {speed['checkpoint_mb']} MB, {speed['parameters']:,} parameters; fusion model {speed['fusion_ms_p50']} ms "
           f"per utterance, text encoder + fusion {speed['text_plus_fusion_ms_p50']} ms (CPU, {speed['threads']} threads, p50)")
     if args.json:
         Path(args.json).write_text(json.dumps({
             "checks": checks, "speed": speed,
+            "uncertainty": {"intervals": {k: dataclasses.asdict(v) for k, v in trust["intervals"].items()},
+                            "mcnemar": {k: dataclasses.asdict(v) for k, v in trust["mcnemar"].items()},
+                            "per_speaker_accuracy": trust["per_speaker_accuracy"]},
             "results": {s: {m: ev.as_dict() for m, ev in modes.items()} for s, modes in results.items()},
         }, indent=1) + "\n")
     return 0

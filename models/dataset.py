@@ -283,15 +283,17 @@ class FeatureBuilder:
         from emomon.models.data.synth import speak, speak_varied, varied_voice
 
         enc = self.speech_encoder
-        tag = f"synth-{voice}" if voice else "synth"
-        keys = {f"{tag}:{text_key(it.text)}": it for it in items if it.text}
+        keys = {rendering_key(it.text, voice): it for it in items if it.text}
 
         def compute(ks: list[str]) -> list[np.ndarray]:
             audios = [speak(keys[k].text, voice=voice) if voice else speak_varied(keys[k].text, k) for k in ks]
             return enc.encode(audios).unbatch()
 
-        arrays = self.store.arrays(enc.fingerprint, tag, list(keys), compute, batch_size=8, description="espeak-ng renderings")
+        arrays = self.store.arrays(enc.fingerprint, f"synth-{voice}" if voice else "synth", list(keys), compute, batch_size=8,
+                                   description="espeak-ng renderings")
         bank.speech.update(arrays)
+        # (a sentence that several items share is read once, and only the last of them is mapped to the rendering:
+        # training pairs the others as items without one; evaluation looks renderings up by rendering_key)
         for k, it in keys.items():
             bank.synth_key[it.id] = k
             bank.speaker_of[k] = f"espeak:{voice or varied_voice(k)[0]}"
@@ -380,6 +382,9 @@ class Example:
     #: branches learn only where it is True (:func:`branch_labelled`).
     text_labelled: bool = True
     speech_labelled: bool = True
+    #: The corpus item this example was made from, where one item makes it (evaluation sets: the model card groups
+    #: its examples by the item's speaker or dialogue); None for training examples.
+    item: str | None = None
 
 
 class ExampleSampler:
@@ -464,6 +469,12 @@ class ExampleSampler:
         return fixed_examples(self.cfg, self.sources, self.bank, split, mode)
 
 
+def rendering_key(text: str, voice: str | None = None) -> str:
+    """The feature key of a sentence's espeak-ng rendering (:meth:`FeatureBuilder.synth_features`): one voice for
+    all sentences (``voice``), or varied per sentence (``None``, training)."""
+    return f"synth-{voice}:{text_key(text)}" if voice else f"synth:{text_key(text)}"
+
+
 def fixed_examples(cfg: EmomonConfig, sources: list[Source], bank: FeatureBank, split: str, mode: str = "paired") -> dict[str, list[Example]]:
     """Deterministic examples of a split per source.
 
@@ -487,7 +498,8 @@ def fixed_examples(cfg: EmomonConfig, sources: list[Source], bank: FeatureBank, 
                 text = None
             if speech is None and text is None:
                 continue
-            exs.append(Example(speech, text, class_index[it.label], src.name, timed=speech is not None and text is not None))
+            exs.append(Example(speech, text, class_index[it.label], src.name, timed=speech is not None and text is not None,
+                               item=it.id))
         if exs:
             out[src.name] = exs
     return out
