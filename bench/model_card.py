@@ -44,7 +44,7 @@ from emomon.models.checkpoint import load_checkpoint
 from emomon.models.dataset import Example, FeatureBuilder, fixed_examples, load_sources, rendering_key
 from emomon.models.features import text_key
 from emomon.models.evaluation import Scored, evaluation_unit, score_examples
-from emomon.models.metrics import mcnemar, per_group_accuracy
+from emomon.models.metrics import per_group_accuracy
 
 
 def evaluate(ckpt, source: SourceConfig, modes=("paired", "speech-only", "text-only"), synth_voice: str | None = None,
@@ -88,8 +88,7 @@ def uncertainty(results: dict[str, dict[str, Scored]]) -> dict:
     if "espeak-paired" in meld:
         out["meld flat voice - text-only weighted F1"] = meld["espeak-paired"].interval(
             "weighted_f1", baseline=meld["text-only"])
-    tests = {"ravdess fused vs speech-only": mcnemar(rav["paired"].y, rav["paired"].pred["fused"],
-                                                     rav["speech-only"].pred["fused"])}
+    tests = {"ravdess fused vs speech-only": rav["paired"].mcnemar(rav["speech-only"])}
     speakers = {name: per_group_accuracy(results[key]["paired"].y, results[key]["paired"].pred["fused"], results[key]["paired"].units)
                 for name, key in (("ravdess", "ravdess_19_24"), ("ased", "ased_61_65"))}
     return {"intervals": out, "mcnemar": tests, "per_speaker_accuracy": speakers}

@@ -11,7 +11,7 @@ from emomon.models.checkpoint import Checkpoint
 from emomon.config import SourceConfig
 from emomon.models.dataset import Example, FeatureBuilder, fixed_examples, load_sources
 from emomon.models.features import FeatureStore
-from emomon.models.metrics import Interval, bootstrap_interval, classification_metrics, confusion_table
+from emomon.models.metrics import Interval, McNemar, bootstrap_interval, classification_metrics, confusion_table, mcnemar
 from emomon.models.training import Evaluation, predict_examples
 
 MODES = ("paired", "text-only", "speech-only")
@@ -54,13 +54,24 @@ class Scored:
         if baseline is None:
             y, pred, units, base = self.y, self.pred[output], self.units, None
         else:
-            where = {item: i for i, item in enumerate(baseline.items)}
-            mine = [i for i, item in enumerate(self.items) if item in where]
-            theirs = [where[self.items[i]] for i in mine]
-            y, pred, units = self.y[mine], self.pred[output][mine], self.units[mine]
-            base = baseline.pred[baseline_output][theirs]
+            y, pred, base, units = self.paired_with(baseline, output, baseline_output)
         groups = units if len(set(units.tolist())) > 1 else None
         return bootstrap_interval(y, pred, self.fused.classes, groups, baseline=base, metric=metric)
+
+    def paired_with(self, other: "Scored", output: str = "fused", other_output: str = "fused"):
+        """Labels, this scoring's and ``other``'s predictions and the units of the examples (items) both scored, in
+        this scoring's order. Refuses two scorings that disagree on an item's label."""
+        where = {item: i for i, item in enumerate(other.items)}
+        mine = np.array([i for i, item in enumerate(self.items) if item in where], dtype=int)
+        theirs = np.array([where[self.items[i]] for i in mine], dtype=int)
+        if not np.array_equal(self.y[mine], other.y[theirs]):
+            raise ValueError("the two scorings give some shared items different labels (different class lists?)")
+        return self.y[mine], self.pred[output][mine], other.pred[other_output][theirs], self.units[mine]
+
+    def mcnemar(self, other: "Scored", output: str = "fused", other_output: str = "fused") -> McNemar:
+        """Exact McNemar test of this scoring's ``output`` against ``other``'s on the items both scored."""
+        y, a, b, _ = self.paired_with(other, output, other_output)
+        return mcnemar(y, a, b)
 
 
 def score_examples(model, examples: list[Example], bank, classes, unit_of: dict[str, str]) -> Scored:

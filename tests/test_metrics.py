@@ -190,3 +190,16 @@ def test_scored_interval_pairs_by_item_and_falls_back_to_examples_for_one_speake
     one = _scored(y[:40], good[:40], items[:40], spk[:40])
     iv = one.interval()
     assert iv.groups == 40 and iv.low < iv.estimate < iv.high  # one speaker: its clips resampled, not a zero-width interval
+
+
+def test_scored_mcnemar_matches_items_and_refuses_other_labels():
+    y, a, spk = _speakers([0.6, 0.7], clips=30, seed=8)
+    _, b, _ = _speakers([0.8, 0.9], clips=30, seed=8)
+    items = [f"clip{i}" for i in range(len(y))]
+    order = np.random.default_rng(0).permutation(len(y))  # the other scoring lists the same clips in another order
+    sa = _scored(y, a, items, spk)
+    sb = _scored(y[order], b[order], [items[i] for i in order], spk[order])
+    assert sa.mcnemar(sb) == mcnemar(y, a, b)
+    relabelled = _scored((y[order] + 1) % len(CLASSES), b[order], [items[i] for i in order], spk[order])
+    with pytest.raises(ValueError, match="different labels"):
+        sa.mcnemar(relabelled)
