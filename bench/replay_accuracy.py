@@ -11,7 +11,9 @@ inference worker, the CSV. Each clip's prediction is the probability-weighted vo
 (each actor against the clips heard so far, one speed: what `emomon live` does), whole-recording baselines from a
 first pass at one speed, and the default replay reading: those baselines with speed test-time augmentation
 (0.95/1/1.05 averaged). Also prints each run's speed (audio seconds of the first recording's clock per wall second:
-the recordings of a split are replayed side by side). """
+the recordings of a split are replayed side by side). After each split, every reading is compared with reading as
+live on the same clips: the paired difference with its 95 % interval (actors, then their clips) and the exact McNemar
+test (``emomon.models.metrics``). """
 
 from __future__ import annotations
 
@@ -53,20 +55,32 @@ def build_recordings(items, folder: Path, gap: float) -> dict[str, list[tuple[fl
     return spans
 
 
-def score(rows: list[dict], spans: list[tuple[float, float, str]], classes: tuple[str, ...]) -> tuple[int, int, int]:
-    """(correct, clips with an overlapping utterance, clips) for one actor's CSV rows."""
+def score(rows: list[dict], spans: list[tuple[float, float, str]], classes: tuple[str, ...]) -> list[int | None]:
+    """Each clip's predicted class index for one actor's CSV rows (None: no utterance overlaps the clip)."""
     utts = [(float(r["start_s"]), float(r["end_s"]), np.array([float(r[f"p_{c}"]) for c in classes])) for r in rows]
-    correct = covered = 0
-    for start, end, label in spans:
+    predicted = []
+    for start, end, _ in spans:
         vote = np.zeros(len(classes))
         for us, ue, p in utts:
             overlap = min(end, ue) - max(start, us)
             if overlap > 0:
                 vote += overlap * p
-        if vote.any():
-            covered += 1
-            correct += classes[int(vote.argmax())] == label
-    return correct, covered, len(spans)
+        predicted.append(int(vote.argmax()) if vote.any() else None)
+    return predicted
+
+
+def compare_readings(split: str, y: np.ndarray, actor: np.ndarray, predicted: dict[str, np.ndarray], classes) -> list[str]:
+    """Table rows: each reading after the first against the first, paired on the same clips."""
+    from emomon.models.metrics import bootstrap_interval, mcnemar
+
+    (_, base), *others = predicted.items()
+    rows = []
+    for reading, pred in others:
+        diff = bootstrap_interval(y, pred, classes, actor, baseline=base)
+        test = mcnemar(y, base, pred)
+        rows.append(f"| {split} | {reading} | {diff.estimate:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}] | "
+                    f"{test.only_a} / {test.only_b} | {test.p_value:.3f} |")
+    return rows
 
 
 def main() -> int:
@@ -100,6 +114,7 @@ def main() -> int:
         print(f"`emomon replay` on RAVDESS actors' clips joined into one recording each ({args.model}, gap {args.gap} s)\n")
         print("| split | actors | clips | reading | accuracy | clips with an utterance | speed (x real time) |")
         print("|---|---|---|---|---|---|---|")
+        comparisons: list[str] = []
         for split in ("val", "test"):
             if not any(it.split == split for it in items):  # a refit trains on its validation actors: none to replay
                 print(f"| {split} | none ({args.model} has no RAVDESS {split} actors) | 0 | — | — | — | — |", flush=True)
@@ -112,6 +127,10 @@ def main() -> int:
             names = [x for i, a in enumerate(actors) for x in ("--speaker", f"{i}=actor{int(a):02d}")]
             one_speed = root / "one-speed.toml"  # the default preset without speed test-time augmentation
             one_speed.write_text('extends = "en-tiny"\n[replay]\ntta_speeds = []\n')
+            index = {c: i for i, c in enumerate(ckpt.classes)}
+            y = np.array([index[label] for a in actors for _, _, label in spans[a]])
+            actor_of = np.array([a for a in actors for _ in spans[a]])
+            predicted: dict[str, np.ndarray] = {}
             for reading, flags in READINGS.items():
                 flags = [str(one_speed) if f == "ONE_SPEED" else f for f in flags]
                 out = folder / f"{reading.replace(' ', '_').replace('(', '').replace(')', '').replace('+', 'plus')}.csv"
@@ -123,12 +142,20 @@ def main() -> int:
                     return r.returncode
                 with open(out, newline="", encoding="utf-8") as f:
                     rows = [row for row in csv.DictReader(f) if row["utterance"]]
-                totals = np.zeros(3, int)
-                for a in actors:
-                    totals += score([row for row in rows if row["speaker"] == f"actor{int(a):02d}"], spans[a], ckpt.classes)
+                clips = [c for a in actors
+                         for c in score([row for row in rows if row["speaker"] == f"actor{int(a):02d}"], spans[a], ckpt.classes)]
+                # a clip no utterance covers counts as wrong: any class but its own
+                pred = np.array([c if c is not None else (t + 1) % len(ckpt.classes) for c, t in zip(clips, y)])
+                predicted[reading] = pred
                 speed = next(line for line in r.stderr.splitlines() if "x real time" in line).split("(")[-1].split("x")[0]
-                print(f"| {split} | {','.join(actors)} | {totals[2]} | {reading} | {totals[0] / totals[2]:.3f} | "
-                      f"{totals[1]} | {speed} |", flush=True)
+                print(f"| {split} | {','.join(actors)} | {len(y)} | {reading} | {(pred == y).mean():.3f} | "
+                      f"{sum(c is not None for c in clips)} | {speed} |", flush=True)
+            comparisons += compare_readings(split, y, actor_of, predicted, ckpt.classes)
+    if comparisons:
+        first = next(iter(READINGS))
+        print(f"\n| split | reading | minus {first} [95 %] | clips right only {first} / only this reading | McNemar p |")
+        print("|---|---|---|---|---|")
+        print("\n".join(comparisons))
     return 0
 
 
