@@ -7,7 +7,8 @@ of A's preset (or ``--config``'s), each reading the clips as its own configurati
 model's accuracy and weighted F1, the paired difference B - A with its 95 % two-stage bootstrap interval (speakers,
 then their clips; MELD: dialogues), and the exact McNemar test on the examples only one of the two got right.
 ``units`` is how many speakers (MELD: dialogues) were resampled; a set with one speaker (nEMO's MP0) or none named
-(GoEmotions) has only its examples resampled.
+(GoEmotions) has only its examples resampled. ``--ensemble`` adds a third model, the average of A's and B's
+probabilities, compared with A the same way.
 
 Why paired: the clips both models get right, or both get wrong, say nothing about which is better. The test looks
 only at the clips where they disagree, and the interval draws the same speakers and clips for both models, so what
@@ -27,7 +28,7 @@ import time
 from emomon.config import load_config
 from emomon.errors import EmomonError
 from emomon.models.checkpoint import load_checkpoint
-from emomon.models.evaluation import MODES, evaluate_checkpoint
+from emomon.models.evaluation import MODES, average_scorings, evaluate_checkpoint
 
 
 def main() -> int:
@@ -37,6 +38,8 @@ def main() -> int:
     ap.add_argument("--split", default="test", choices=("train", "val", "test"))
     ap.add_argument("--mode", action="append", choices=MODES, help="modality mode(s); default paired and text-only")
     ap.add_argument("--config", help="take corpora and speaker splits from this preset instead of A's")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="also score the average of A's and B's probabilities (as a third model, against A)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     modes = tuple(args.mode or ("paired", "text-only"))
@@ -50,22 +53,29 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\nA = {a.path}\nB = {b.path}\n{args.split} split, measured in {time.time() - t0:.0f} s\n")
-    print("| source | mode | n | units | A accuracy | B accuracy | B - A [95 % interval] | right only in A / only in B | McNemar p | "
-          "A wF1 | B wF1 | B - A wF1 [95 % interval] |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| source | mode | model | n | units | A accuracy | its accuracy | minus A [95 % interval] | right only in A / "
+          "only in it | McNemar p | A wF1 | its wF1 | minus A wF1 [95 % interval] |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for source, by_mode in ra.results.items():
         for mode, sa in by_mode.items():
             sb = rb.results.get(source, {}).get(mode)
             if sb is None:
                 continue
-            acc = sb.interval("accuracy", baseline=sa)
-            wf1 = sb.interval("weighted_f1", baseline=sa)
-            test = sa.mcnemar(sb)
-            n = len(sb.paired_with(sa)[0])
-            units = f"{acc.groups}" if len(set(sb.units.tolist())) > 1 else "1 (examples resampled)"
-            print(f"| {source} | {mode} | {n} | {units} | {sa.fused.accuracy:.3f} | {sb.fused.accuracy:.3f} | {acc.estimate:+.3f} "
-                  f"[{acc.low:+.3f}, {acc.high:+.3f}] | {test.only_a} / {test.only_b} | {test.p_value:.3f} | "
-                  f"{sa.fused.weighted_f1:.3f} | {sb.fused.weighted_f1:.3f} | {wf1.estimate:+.3f} [{wf1.low:+.3f}, {wf1.high:+.3f}] |")
+            candidates = {"B": sb, **({"(A+B)/2": average_scorings(sa, sb)} if args.ensemble else {})}
+            for name, sc in candidates.items():
+                print(row(source, mode, name, sa, sc))
+    return 0
+
+
+def row(source: str, mode: str, name: str, sa, sc) -> str:
+    acc = sc.interval("accuracy", baseline=sa)
+    wf1 = sc.interval("weighted_f1", baseline=sa)
+    test = sa.mcnemar(sc)
+    n = len(sc.paired_with(sa)[0])
+    units = f"{acc.groups}" if len(set(sc.units.tolist())) > 1 else "1 (examples resampled)"
+    return (f"| {source} | {mode} | {name} | {n} | {units} | {sa.fused.accuracy:.3f} | {sc.fused.accuracy:.3f} | "
+            f"{acc.estimate:+.3f} [{acc.low:+.3f}, {acc.high:+.3f}] | {test.only_a} / {test.only_b} | {test.p_value:.3f} | "
+            f"{sa.fused.weighted_f1:.3f} | {sc.fused.weighted_f1:.3f} | {wf1.estimate:+.3f} [{wf1.low:+.3f}, {wf1.high:+.3f}] |")
     return 0
 
 

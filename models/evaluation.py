@@ -33,6 +33,7 @@ class Scored:
     pred: dict[str, np.ndarray]  # "fused" and each step name -> predicted class per example
     items: list[str]
     units: np.ndarray
+    probs: np.ndarray | None = None  # the fused output's class probabilities (examples, classes)
 
     @property
     def fused(self):
@@ -61,12 +62,18 @@ class Scored:
     def paired_with(self, other: "Scored", output: str = "fused", other_output: str = "fused"):
         """Labels, this scoring's and ``other``'s predictions and the units of the examples (items) both scored, in
         this scoring's order. Refuses two scorings that disagree on an item's label."""
+        mine, theirs = self.shared_items(other)
+        return self.y[mine], self.pred[output][mine], other.pred[other_output][theirs], self.units[mine]
+
+    def shared_items(self, other: "Scored") -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the items both scored, into this scoring (in its order) and into ``other``. Refuses two
+        scorings that disagree on an item's label."""
         where = {item: i for i, item in enumerate(other.items)}
         mine = np.array([i for i, item in enumerate(self.items) if item in where], dtype=int)
         theirs = np.array([where[self.items[i]] for i in mine], dtype=int)
         if not np.array_equal(self.y[mine], other.y[theirs]):
             raise ValueError("the two scorings give some shared items different labels (different class lists?)")
-        return self.y[mine], self.pred[output][mine], other.pred[other_output][theirs], self.units[mine]
+        return mine, theirs
 
     def mcnemar(self, other: "Scored", output: str = "fused", other_output: str = "fused") -> McNemar:
         """Exact McNemar test of this scoring's ``output`` against ``other``'s on the items both scored."""
@@ -82,7 +89,20 @@ def score_examples(model, examples: list[Example], bank, classes, unit_of: dict[
     evaluation = Evaluation(classification_metrics(y, pred["fused"], classes),
                             {k: classification_metrics(y, p, classes) for k, p in pred.items() if k != "fused"})
     items = [e.item for e in examples]
-    return Scored(evaluation, y, pred, items, np.array([unit_of[i] for i in items]))
+    return Scored(evaluation, y, pred, items, np.array([unit_of[i] for i in items]), probs)
+
+
+def average_scorings(a: Scored, b: Scored) -> Scored:
+    """The two models' fused probabilities averaged, on the items both scored (in ``a``'s order): an ensemble of the
+    two, scored like either."""
+    if a.probs is None or b.probs is None:
+        raise ValueError("averaging needs both scorings' probabilities")
+    mine, theirs = a.shared_items(b)
+    probs = (a.probs[mine] + b.probs[theirs]) / 2
+    y, classes = a.y[mine], a.fused.classes
+    pred = probs.argmax(1)
+    return Scored(Evaluation(classification_metrics(y, pred, classes)), y, {"fused": pred}, [a.items[i] for i in mine],
+                  a.units[mine], probs)
 
 
 @dataclass

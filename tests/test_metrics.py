@@ -203,3 +203,25 @@ def test_scored_mcnemar_matches_items_and_refuses_other_labels():
     relabelled = _scored((y[order] + 1) % len(CLASSES), b[order], [items[i] for i in order], spk[order])
     with pytest.raises(ValueError, match="different labels"):
         sa.mcnemar(relabelled)
+
+
+def test_average_scorings_is_the_mean_of_probabilities_on_shared_items():
+    from emomon.models.evaluation import average_scorings
+
+    y = np.array([0, 1, 2])
+    pa = np.array([[0.6, 0.4, 0.0, 0, 0, 0, 0], [0.5, 0.4, 0.1, 0, 0, 0, 0], [0.0, 0.0, 1.0, 0, 0, 0, 0]])
+    pb = np.array([[0.0, 0.0, 1.0, 0, 0, 0, 0], [0.0, 0.9, 0.1, 0, 0, 0, 0], [0.3, 0.7, 0.0, 0, 0, 0, 0]])
+    a = _scored(y, pa.argmax(1), ["x", "y", "z"], ["s1", "s1", "s2"])
+    a.probs = pa
+    # b lists its items in another order and has one that a lacks
+    b = _scored(np.array([1, 0, 3]), pb[[1, 0, 2]].argmax(1), ["y", "x", "w"], ["s1", "s1", "s3"])
+    b.probs = np.stack([pb[1], pb[0], pb[2]])
+    both = average_scorings(a, b)
+    assert both.items == ["x", "y"]
+    np.testing.assert_allclose(both.probs, (pa[:2] + pb[:2]) / 2)
+    # x: A says 0 (0.6), B says 2 (1.0): the mean (0.3, 0.2, 0.5) says 2; y: the mean (0.25, 0.65, 0.1) says 1
+    assert both.pred["fused"].tolist() == [2, 1]
+    assert both.fused.accuracy == 0.5 and both.units.tolist() == ["s1", "s1"]
+    b.probs = None
+    with pytest.raises(ValueError, match="probabilities"):
+        average_scorings(a, b)
