@@ -44,33 +44,32 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
 
 def classification_metrics(y_true, y_pred, classes: list[str] | tuple[str, ...]) -> Metrics:
     """Metrics over the classes present in ``y_true`` (support-weighted averages weigh absent classes by 0)."""
-    return metrics_from_confusion(confusion_matrix(y_true, y_pred, len(classes)), classes)
+    cm = confusion_matrix(y_true, y_pred, len(classes))
+    figures = _figures_from_confusions(cm)
+    return Metrics(n=int(cm.sum()), **{name: float(v) for name, v in figures.items()}, confusion=cm.tolist(),
+                   classes=list(classes))
 
 
-def metrics_from_confusion(cm: np.ndarray, classes: list[str] | tuple[str, ...]) -> Metrics:
-    """:func:`classification_metrics` of the examples a confusion matrix counts."""
-    cm = np.asarray(cm, dtype=int)
-    k = len(classes)
-    support = cm.sum(1)
-    predicted = cm.sum(0)
-    tp = np.diag(cm).astype(float)
-    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
-    n = int(support.sum())
-    w = support / max(n, 1)
+def _figures_from_confusions(cms: np.ndarray) -> dict[str, np.ndarray]:
+    """Every figure of :class:`Metrics` for one confusion matrix (k, k) or a stack of them (..., k, k): the single
+    place these formulas live, for a test set (:func:`classification_metrics`) and for each bootstrap resample."""
+    cms = np.asarray(cms, dtype=float)
+    tp = np.diagonal(cms, axis1=-2, axis2=-1)
+    support, predicted = cms.sum(-1), cms.sum(-2)
+    n = np.maximum(support.sum(-1), 1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
     present = support > 0
-    return Metrics(
-        n=n,
-        accuracy=float(tp.sum() / max(n, 1)),
-        weighted_precision=float((w * precision).sum()),
-        weighted_recall=float((w * recall).sum()),
-        weighted_f1=float((w * f1).sum()),
-        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
-        uar=float(recall[present].mean()) if present.any() else 0.0,
-        confusion=cm.tolist(),
-        classes=list(classes),
-    )
+    n_present = np.maximum(present.sum(-1), 1)  # no class present: macro figures are 0
+    return {
+        "accuracy": tp.sum(-1) / n,
+        "weighted_precision": (support * precision).sum(-1) / n,
+        "weighted_recall": (support * recall).sum(-1) / n,
+        "weighted_f1": (support * f1).sum(-1) / n,
+        "macro_f1": (f1 * present).sum(-1) / n_present,
+        "uar": (recall * present).sum(-1) / n_present,
+    }
 
 
 def confusion_table(m: Metrics) -> str:
@@ -134,7 +133,7 @@ def bootstrap_interval(y_true, y_pred, classes, groups=None, *, baseline=None, m
     cells = np.stack([np.eye(k * k)[y_true * k + p] for p in preds])  # (outputs, n, k*k)
 
     def statistic(weights: np.ndarray) -> np.ndarray:  # (resamples, n) -> (resamples,)
-        values = _figure_from_confusions(np.einsum("rn,onc->orc", weights, cells).reshape(len(preds), -1, k, k), metric)
+        values = _figures_from_confusions(np.einsum("rn,onc->orc", weights, cells).reshape(len(preds), -1, k, k))[metric]
         return values[0] - values[1] if baseline is not None else values[0]
 
     estimate = float(statistic(np.ones((1, n)))[0])
@@ -149,25 +148,6 @@ def bootstrap_interval(y_true, y_pred, classes, groups=None, *, baseline=None, m
         draws[start : start + size] = statistic(weights)
     low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
     return Interval(estimate, float(low), float(high), level, n_groups)
-
-
-def _figure_from_confusions(cms: np.ndarray, metric: str) -> np.ndarray:
-    """Accuracy, weighted F1 or UAR of a stack of confusion matrices (..., k, k), as :func:`metrics_from_confusion`
-    computes them for one."""
-    cms = cms.astype(float)
-    tp = np.diagonal(cms, axis1=-2, axis2=-1)
-    support = cms.sum(-1)
-    n = support.sum(-1)
-    if metric == "accuracy":
-        return tp.sum(-1) / np.maximum(n, 1)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    if metric == "uar":
-        present = support > 0
-        return (recall * present).sum(-1) / np.maximum(present.sum(-1), 1)
-    predicted = cms.sum(-2)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
-    return (support * f1).sum(-1) / np.maximum(n, 1)
 
 
 @dataclass(frozen=True)

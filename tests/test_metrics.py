@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from emomon.models.metrics import (INTERVAL_METRICS, _figure_from_confusions, bootstrap_interval,
+from emomon.models.metrics import (INTERVAL_METRICS, _figures_from_confusions, bootstrap_interval,
                                    classification_metrics, confusion_matrix, mcnemar, per_group_accuracy)
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -46,8 +46,8 @@ def test_stacked_figures_equal_the_single_metrics():
         cms.append(confusion_matrix(y, p, 7))
         m = classification_metrics(y, p, CLASSES)
         for metric in INTERVAL_METRICS:
-            assert _figure_from_confusions(cms[-1], metric) == pytest.approx(getattr(m, metric))
-    stacked = _figure_from_confusions(np.stack(cms), "weighted_f1")
+            assert _figures_from_confusions(cms[-1])[metric] == pytest.approx(getattr(m, metric))
+    stacked = _figures_from_confusions(np.stack(cms))["weighted_f1"]
     assert stacked.shape == (5,)
 
 
