@@ -72,11 +72,10 @@ def row(source: str, mode: str, name: str, sa, sc) -> str:
     wf1 = sc.interval("weighted_f1", baseline=sa)
     test = sa.mcnemar(sc)
     n = len(sc.paired_with(sa)[0])
-    units = f"{acc.groups}" if len(set(sc.units.tolist())) > 1 else "1 (examples resampled)"
+    units = f"{acc.groups}" if sc.n_units > 1 else "1 (examples resampled)"
     return (f"| {source} | {mode} | {name} | {n} | {units} | {sa.fused.accuracy:.3f} | {sc.fused.accuracy:.3f} | "
             f"{acc.estimate:+.3f} [{acc.low:+.3f}, {acc.high:+.3f}] | {test.only_a} / {test.only_b} | {test.p_value:.3f} | "
             f"{sa.fused.weighted_f1:.3f} | {sc.fused.weighted_f1:.3f} | {wf1.estimate:+.3f} [{wf1.low:+.3f}, {wf1.high:+.3f}] |")
-    return 0
 
 
 if __name__ == "__main__":

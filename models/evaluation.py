@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,16 @@ class Scored:
 
     def as_dict(self) -> dict:
         return self.evaluation.as_dict()
+
+    @property
+    def n_units(self) -> int:
+        """How many speakers (MELD: dialogues) the examples come from."""
+        return len(set(self.units.tolist()))
+
+    @functools.cached_property
+    def accuracy_interval(self) -> Interval:
+        """The fused accuracy's interval, computed once (``emomon eval`` prints it and writes it to JSON)."""
+        return self.interval()
 
     def interval(self, metric: str = "accuracy", output: str = "fused", baseline: "Scored | None" = None,
                  baseline_output: str = "fused") -> Interval:
@@ -112,7 +123,7 @@ class EvalReport:
 
     def as_dict(self) -> dict:
         return {"split": self.split,
-                "results": {s: {m: {**sc.as_dict(), "accuracy_interval": dataclasses.asdict(sc.interval())}
+                "results": {s: {m: {**sc.as_dict(), "accuracy_interval": dataclasses.asdict(sc.accuracy_interval)}
                                 for m, sc in d.items()} for s, d in self.results.items()}}
 
     def render(self, confusion: bool = True) -> str:
@@ -161,7 +172,7 @@ def evaluate_checkpoint(ckpt: Checkpoint, sources: tuple[SourceConfig, ...] | No
 
 
 def _interval_note(sc: Scored) -> str:
-    iv = sc.interval()
-    kind = str(sc.units[0]).split(":")[0]
-    what = f"{iv.groups} {kind}s" if len(set(sc.units.tolist())) > 1 else f"the examples of one {kind}"
+    iv = sc.accuracy_interval
+    kind = str(sc.units[0]).split(":")[0]  # evaluation_unit's prefix: speaker or dialogue
+    what = f"{iv.groups} {kind}s" if sc.n_units > 1 else f"the examples of one {kind}"
     return f"[95% {iv.low:.3f}-{iv.high:.3f} over {what}]"
