@@ -41,7 +41,7 @@ import torch
 
 from emomon.config import SourceConfig
 from emomon.models.checkpoint import load_checkpoint
-from emomon.models.dataset import Example, FeatureBuilder, fixed_examples, load_sources, rendering_key
+from emomon.models.dataset import Example, FeatureBuilder, fixed_examples, load_sources
 from emomon.models.features import text_key
 from emomon.models.evaluation import Scored, evaluation_unit, score_examples
 from emomon.models.metrics import per_group_accuracy
@@ -65,9 +65,8 @@ def evaluate(ckpt, source: SourceConfig, modes=("paired", "speech-only", "text-o
         items = [it for s in srcs for it in s.items]
         builder.synth_features(items, bank, voice=synth_voice)
         cls = {c: i for i, c in enumerate(cfg.classes)}
-        # every sentence with its rendering: a sentence several items share ("Okay.") was read once, for all of them
-        exs = [Example(rendering_key(it.text, synth_voice), text_key(it.text), cls[it.label], "meld", item=it.id)
-               for it in items if it.text and rendering_key(it.text, synth_voice) in bank.speech]
+        exs = [Example(bank.synth_key[it.id], text_key(it.text), cls[it.label], "meld", item=it.id)
+               for it in items if it.id in bank.synth_key]
         out["espeak-paired"] = score_examples(ckpt.model, exs, bank, cfg.classes, unit_of)
     return out
 

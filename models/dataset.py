@@ -283,19 +283,18 @@ class FeatureBuilder:
         from emomon.models.data.synth import speak, speak_varied, varied_voice
 
         enc = self.speech_encoder
-        keys = {rendering_key(it.text, voice): it for it in items if it.text}
+        tag = f"synth-{voice}" if voice else "synth"
+        key_of = {it.id: f"{tag}:{text_key(it.text)}" for it in items if it.text}
+        sentence = {key_of[it.id]: it.text for it in items if it.id in key_of}  # a sentence items share is read once
 
         def compute(ks: list[str]) -> list[np.ndarray]:
-            audios = [speak(keys[k].text, voice=voice) if voice else speak_varied(keys[k].text, k) for k in ks]
+            audios = [speak(sentence[k], voice=voice) if voice else speak_varied(sentence[k], k) for k in ks]
             return enc.encode(audios).unbatch()
 
-        arrays = self.store.arrays(enc.fingerprint, f"synth-{voice}" if voice else "synth", list(keys), compute, batch_size=8,
-                                   description="espeak-ng renderings")
+        arrays = self.store.arrays(enc.fingerprint, tag, list(sentence), compute, batch_size=8, description="espeak-ng renderings")
         bank.speech.update(arrays)
-        # (a sentence that several items share is read once, and only the last of them is mapped to the rendering:
-        # training pairs the others as items without one; evaluation looks renderings up by rendering_key)
-        for k, it in keys.items():
-            bank.synth_key[it.id] = k
+        bank.synth_key.update(key_of)  # every item gets its sentence's reading, shared or not
+        for k in sentence:
             bank.speaker_of[k] = f"espeak:{voice or varied_voice(k)[0]}"
 
     def alignments(self, sources: list[Source], bank: FeatureBank) -> None:
@@ -467,12 +466,6 @@ class ExampleSampler:
 
     def fixed(self, split: str, mode: str = "paired") -> dict[str, list[Example]]:
         return fixed_examples(self.cfg, self.sources, self.bank, split, mode)
-
-
-def rendering_key(text: str, voice: str | None = None) -> str:
-    """The feature key of a sentence's espeak-ng rendering (:meth:`FeatureBuilder.synth_features`): one voice for
-    all sentences (``voice``), or varied per sentence (``None``, training)."""
-    return f"synth-{voice}:{text_key(text)}" if voice else f"synth:{text_key(text)}"
 
 
 def fixed_examples(cfg: EmomonConfig, sources: list[Source], bank: FeatureBank, split: str, mode: str = "paired") -> dict[str, list[Example]]:

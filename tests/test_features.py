@@ -54,3 +54,32 @@ def test_file_key_follows_content_not_path_or_mtime(tmp_path):
     assert file_key(a, "x") != file_key(a, "y")
     copy.write_bytes(b"RIFF" + bytes(range(255, -1, -1)) * 10)  # same size, other content
     assert file_key(a, "x") != file_key(copy, "x")
+
+
+def test_a_sentence_several_items_share_is_read_once_and_given_to_each(tmp_path, monkeypatch):
+    """MELD repeats short sentences ("Okay."): each item must get the rendering, not only the last one read."""
+    import emomon.models.data.synth as synth
+    from emomon.config import load_config
+    from emomon.models.data import Item
+    from emomon.models.dataset import FeatureBank, FeatureBuilder
+    from emomon.models.encoders.base import Frames
+
+    spoken = []
+    monkeypatch.setattr(synth, "speak", lambda text, voice="en-us", **_: spoken.append(text) or np.zeros(160, np.float32))
+
+    class Encoder:
+        fingerprint = "fake-encoder"
+
+        def encode(self, audios):
+            return Frames.pad([np.ones((2, 4), np.float32) for _ in audios], 4)
+
+    builder = FeatureBuilder(load_config("en-tiny"), FeatureStore(tmp_path))
+    builder._speech = Encoder()
+    items = [Item(f"meld:test:{d}_0", "meld", "neutral", "Joey", text=t)
+             for d, t in enumerate(["Okay.", "Okay.", "Oh my God!", "Okay.", ""])]
+    bank = FeatureBank()
+    builder.synth_features(items, bank, voice="en-us")
+    assert sorted(spoken) == ["Oh my God!", "Okay."]  # one reading per distinct sentence
+    assert set(bank.synth_key) == {it.id for it in items[:4]}  # every item with text, the empty one without
+    assert bank.synth_key[items[0].id] == bank.synth_key[items[1].id] == bank.synth_key[items[3].id] != bank.synth_key[items[2].id]
+    assert all(k in bank.speech and bank.speaker_of[k] == "espeak:en-us" for k in bank.synth_key.values())
