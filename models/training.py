@@ -244,6 +244,7 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     grad_scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and not torch.cuda.is_bf16_supported())
     best, best_epoch, bad, history = -1.0, -1, 0, []
     ranked: list[tuple[float, int, dict]] = []  # the train.soup best epochs' weights, best first
+    averaged: list[dict] = []  # train.average_epochs: those epochs' weights, averaged after the last epoch
     for epoch in range(cfg.train.max_epochs):
         if epoch > 0:
             examples = sampler.epoch(rng, cfg.train.epoch_size)
@@ -268,6 +269,8 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
                 advance(len(batch))
         val = validate(model)
         val_acc = mean_or_none(val)
+        if epoch + 1 in cfg.train.average_epochs:
+            averaged.append({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
         if cfg.train.soup > 1:
             ranked.append((val_acc, epoch + 1, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}))
             ranked = sorted(ranked, key=lambda r: -r[0])[: cfg.train.soup]
@@ -295,9 +298,16 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
         epochs, soup_val = greedy_soup(model, ranked, lambda m: mean_or_none(validate(m)))
         soup = {"epochs": epochs, "val_accuracy": soup_val}
         del ranked
+    if averaged:  # a soup fixed in advance (keep = "last" only): the model then holds the mean of those epochs
+        model.load_state_dict(_mean_state(averaged))
+        soup = {"epochs": sorted(cfg.train.average_epochs), "val_accuracy": mean_or_none(validate(model))}
+        logger.info("kept the mean of epochs %s (train.average_epochs)", soup["epochs"])
+        del averaged
     souped = soup is not None and len(soup["epochs"]) > 1
     if souped:  # the model holds the soup; it is saved once, with the metadata, below
-        logger.info("soup of epochs %s: val acc %.4f (best epoch alone %.4f)", soup["epochs"], soup["val_accuracy"], best)
+        shown = lambda v: "none" if v is None else f"{v:.4f}"  # noqa: E731 (keep = "last" may have no validation)
+        logger.info("soup of epochs %s: val acc %s (last epoch %s)" if keep_last else "soup of epochs %s: val acc %s (best epoch alone %s)",
+                    soup["epochs"], shown(soup["val_accuracy"]), shown(best))
         best, best_model = soup["val_accuracy"], model
     elif keep_last:
         best_model = model

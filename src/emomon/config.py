@@ -152,6 +152,10 @@ class TrainConfig:
                          "train.patience epochs without one (the seed); 'last': train exactly max_epochs and keep the "
                          "last, without early stopping and without needing validation data, for a final refit on "
                          "training + validation speakers with an epoch count chosen earlier on validation")
+    average_epochs: tuple[int, ...] = _opt(
+        (), lo=1, hi=1000,
+        doc="with train.keep = 'last': keep the mean of these epochs' weights instead of the last epoch's (a soup "
+            "fixed in advance, e.g. the epochs a validated run's train.soup kept, for its refit without validation)")
     seed: int = _opt(0, lo=0, hi=2**31 - 1, doc="random seed")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"), doc="'auto' picks CUDA when present")
     init_from: str = _opt("", doc="start from this checkpoint's weights (a shipped name or a directory) instead of random ones: "
@@ -419,6 +423,13 @@ def _validate(cfg: EmomonConfig) -> None:
         raise ConfigError("train.text_branch_from_tuning: needs model.branch_heads = true and encoders.text.tune_layers > 0")
     if cfg.train.keep == "last" and cfg.train.soup > 1:
         raise ConfigError("train.soup: a soup is chosen on validation, so it needs train.keep = \"best\"")
+    if cfg.train.average_epochs:
+        epochs = cfg.train.average_epochs
+        if cfg.train.keep != "last":
+            raise ConfigError("train.average_epochs: a fixed soup is for train.keep = \"last\" (with \"best\", use train.soup)")
+        if len(epochs) < 2 or len(set(epochs)) != len(epochs) or max(epochs) > cfg.train.max_epochs:
+            raise ConfigError(f"train.average_epochs: {list(epochs)} must be two or more distinct epochs within 1..train.max_epochs "
+                              f"({cfg.train.max_epochs})")
 
 
 def config_from_dict(data: dict, *, base_dir: str = "") -> EmomonConfig:
