@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from emomon.config import config_from_dict, config_to_dict
 from emomon.errors import ConfigError
@@ -90,3 +91,43 @@ def test_keep_is_a_checked_setting():
         config_from_dict(doc)
     doc["train"]["keep"] = "last"
     assert config_from_dict(doc).train.keep == "last"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"keep": "best", "average_epochs": [1, 2]}, 'is for train.keep = "last"'),
+    ({"keep": "last", "max_epochs": 3, "average_epochs": [3]}, "two or more"),
+    ({"keep": "last", "max_epochs": 3, "average_epochs": [2, 2]}, "distinct"),
+    ({"keep": "last", "max_epochs": 3, "average_epochs": [1, 4]}, "within 1..train.max_epochs (3)"),
+])
+def test_a_fixed_soup_is_checked_when_the_preset_is_read(change, message):
+    import re
+
+    from conftest import untrained_preset
+
+    doc = config_to_dict(untrained_preset())
+    doc["train"].update(change)
+    with pytest.raises(ConfigError, match="train.average_epochs: .*" + re.escape(message)):
+        config_from_dict(doc)
+
+
+def test_keep_last_with_average_epochs_keeps_the_mean_of_those_epochs(tmp_path):
+    # The runs are seeded, so a run stopped after epoch 1 holds exactly epoch 1's weights of a longer run: the
+    # averaged run must hold the mean of the 1-epoch and the 3-epoch runs' weights, and record which epochs it kept.
+    from conftest import hand_built_training_data
+
+    from emomon.models.checkpoint import load_checkpoint
+    from emomon.models.training import train
+
+    cfg, data = hand_built_training_data(signal=1.5)
+    data = _without_validation(data)
+    weights = {}
+    for name, kw in {"one": dict(max_epochs=1), "three": dict(max_epochs=3),
+                     "mean": dict(max_epochs=3, average_epochs=(1, 3))}.items():
+        result = train(_train_settings(cfg, lr=3e-3, keep="last", **kw), tmp_path / name, data=data, evaluate_test=False)
+        weights[name] = load_checkpoint(tmp_path / name).model.state_dict()
+    assert result.soup_epochs == [1, 3] and result.best_val is None
+    assert json.loads((tmp_path / "mean" / "metrics.json").read_text())["training"]["soup"]["epochs"] == [1, 3]
+    floats = [k for k, v in weights["mean"].items() if v.is_floating_point()]
+    assert any(not torch.equal(weights["one"][k], weights["three"][k]) for k in floats)  # the epochs differ
+    for k in floats:
+        assert torch.allclose(weights["mean"][k], (weights["one"][k] + weights["three"][k]) / 2, atol=1e-6), k
