@@ -136,6 +136,11 @@ def _draw_offsets(bank: FeatureBank, examples: list[Example], pool: list[str], m
     random_offsets(bank, [e.speech for e in examples if e.speech], pool, model.speaker_baseline, rng)
 
 
+def _weights_copy(model) -> dict:
+    """A CPU copy of the model's weights as they are now (an epoch kept for a soup)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
 def _mean_state(states: list[dict]) -> dict:
     """Element-wise mean of the floating-point tensors of several state dicts; others (counters) from the first."""
     return {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v
@@ -270,9 +275,9 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
         val = validate(model)
         val_acc = mean_or_none(val)
         if epoch + 1 in cfg.train.average_epochs:
-            averaged.append({k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+            averaged.append(_weights_copy(model))
         if cfg.train.soup > 1:
-            ranked.append((val_acc, epoch + 1, {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}))
+            ranked.append((val_acc, epoch + 1, _weights_copy(model)))
             ranked = sorted(ranked, key=lambda r: -r[0])[: cfg.train.soup]
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": val_acc, "val": val, "seconds": round(time.time() - t0, 1)}
         history.append(record)
@@ -294,20 +299,18 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     from emomon.models.checkpoint import load_checkpoint
 
     soup = None
-    if len(ranked) > 1:
+    if len(ranked) > 1:  # train.soup (keep = "best"): chosen on validation
         epochs, soup_val = greedy_soup(model, ranked, lambda m: mean_or_none(validate(m)))
         soup = {"epochs": epochs, "val_accuracy": soup_val}
-        del ranked
-    if averaged:  # a soup fixed in advance (keep = "last" only): the model then holds the mean of those epochs
+        if len(epochs) > 1:
+            logger.info("soup of epochs %s: val acc %.4f (best epoch alone %.4f)", epochs, soup_val, best)
+    elif averaged:  # train.average_epochs (keep = "last"): fixed in advance
         model.load_state_dict(_mean_state(averaged))
         soup = {"epochs": sorted(cfg.train.average_epochs), "val_accuracy": mean_or_none(validate(model))}
         logger.info("kept the mean of epochs %s (train.average_epochs)", soup["epochs"])
-        del averaged
+    del ranked, averaged
     souped = soup is not None and len(soup["epochs"]) > 1
     if souped:  # the model holds the soup; it is saved once, with the metadata, below
-        shown = lambda v: "none" if v is None else f"{v:.4f}"  # noqa: E731 (keep = "last" may have no validation)
-        logger.info("soup of epochs %s: val acc %s (last epoch %s)" if keep_last else "soup of epochs %s: val acc %s (best epoch alone %s)",
-                    soup["epochs"], shown(soup["val_accuracy"]), shown(best))
         best, best_model = soup["val_accuracy"], model
     elif keep_last:
         best_model = model
