@@ -111,8 +111,9 @@ def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path | None = None, 
 
         raise InputError("encoders.text.tune_layers is set but no text-only corpus (of tune_corpora) has labelled training sentences")
     weights = {s.name: s.config.weight for s in _tuning_sources(cfg, sources)}
+    seed = t.tune_seed if t.tune_seed >= 0 else cfg.train.seed
     settings = (text_fingerprint(t.name, t.layer, t.max_tokens), t.tune_layers, t.tune_epochs, t.tune_lr,
-                t.tune_epoch_size, cfg.train.seed, sorted(weights.items()), sorted(by_source.items()))
+                t.tune_epoch_size, seed, sorted(weights.items()), sorted(by_source.items()))
     if t.tune_schedule != "constant":  # (the constant schedule keeps the identity it had before schedules existed)
         settings += (t.tune_schedule,)
     ident = hashlib.sha256(repr(settings).encode()).hexdigest()[:16]
@@ -134,8 +135,8 @@ def tune_text_encoder(cfg: EmomonConfig, sources, out_path: Path | None = None, 
         return result()
 
     base = build_text_encoder(dataclasses.replace(t, tune_layers=0), device)
-    torch.manual_seed(cfg.train.seed)
-    rng = np.random.default_rng(cfg.train.seed)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     model, tok = base.model, base.tokenizer
     names = set(tuned_parameter_names(model, t.tune_layers))
     for name, p in model.named_parameters():

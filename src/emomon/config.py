@@ -51,6 +51,10 @@ class TextEncoderConfig:
     )
     tune_epoch_size: int = _opt(0, lo=0, hi=10_000_000, doc="sentences per tuning epoch, split by source weight (0 = all once)")
     tune_corpora: tuple[str, ...] = _opt((), doc="text-only corpora the tuning reads (empty = all of the preset's)")
+    tune_seed: int = _opt(
+        -1, lo=-1, hi=2**31 - 1,
+        doc="random seed of that fine-tuning (-1 = train.seed); lets runs that differ in train.seed share one tuning and its cached features",
+    )
 
 
 @dataclass(frozen=True)
