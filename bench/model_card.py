@@ -116,7 +116,9 @@ def timing(ckpt, n: int = 200) -> dict:
             t0 = time.perf_counter()
             rec.predict_frames(rec.encode_text([sentence]), speech)
             full.append(time.perf_counter() - t0)
-    files = [Path(ckpt.path) / "model.safetensors"] + ([ckpt.text_layers] if ckpt.text_layers else [])
+    # an ensemble's further members are member-<i>.safetensors beside the first's weights
+    files = [Path(ckpt.path) / "model.safetensors", *sorted(Path(ckpt.path).glob("member-*.safetensors"))]
+    files += [ckpt.text_layers] if ckpt.text_layers else []
     return {
         "checkpoint_mb": round(sum(f.stat().st_size for f in files) / 1e6, 2),
         "parameters": int(sum(p.numel() for p in model.parameters())),

@@ -5,6 +5,11 @@ the encoders' fingerprints and widths, the joint scaler statistics, the SHA-256 
 metrics measured when it was trained. Loading checks all of it - format, preset values, checksum, tensor names and
 shapes - and reads only JSON and safetensors: no pickle, so no code is ever executed from a checkpoint.
 
+An ensemble (``save_ensemble``) is one checkpoint: its first member is the checkpoint's own weights and scaler, and
+every further member is an entry of its ``ensemble`` list (weights file and SHA-256, scaler, speaker baseline, the
+member's preset and metadata). It is format version 2, which an emomon that reads only version 1 refuses instead of
+silently reading the first member alone.
+
 Shipped checkpoints live in ``emomon/models/weights/<name>/`` and load by name (``load_checkpoint("en-tiny")``).
 """
 
@@ -29,7 +34,10 @@ from emomon.models.registry import build_model
 from emomon.models.scaler import JointStandardScaler
 
 FORMAT = "emomon.checkpoint"
+#: A single model's checkpoint.
 FORMAT_VERSION = 1
+#: A checkpoint with an ``ensemble`` section (the newest version this emomon reads).
+ENSEMBLE_FORMAT_VERSION = 2
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 DEFAULT_CHECKPOINT = "en-tiny"
@@ -155,8 +163,8 @@ def read_checkpoint_config(name_or_path: str | Path) -> tuple[Path, dict]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelError(f"{cfg_path} is not an emomon checkpoint (format field missing or different)")
     version = doc.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelError(f"{directory}: checkpoint format version {version} is newer than this emomon supports ({FORMAT_VERSION}); upgrade emomon")
+    if not isinstance(version, int) or version > ENSEMBLE_FORMAT_VERSION:
+        raise ModelError(f"{directory}: checkpoint format version {version} is newer than this emomon supports ({ENSEMBLE_FORMAT_VERSION}); upgrade emomon")
     for key in ("config", "dims", "fingerprints", "scaler", "weights"):
         if not isinstance(doc.get(key), dict):
             raise ModelError(f"{cfg_path}: the {key!r} section is missing or malformed")
@@ -196,23 +204,58 @@ def read_checkpoint_preset(name_or_path: str | Path) -> EmomonConfig:
 
 
 def load_checkpoint(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load and validate a checkpoint; every problem is a one-line :class:`ModelError`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_safetensors
-
+    """Load and validate a checkpoint (a single model, or an ensemble as one :class:`EnsembleModel`); every problem
+    is a one-line :class:`ModelError`."""
     directory, doc = read_checkpoint_config(name_or_path)
     config = _preset_of(directory, doc)
     try:
         dims = {"text": int(doc["dims"]["text"]), "speech": int(doc["dims"]["speech"])}
         fingerprints = {"text": str(doc["fingerprints"]["text"]), "speech": str(doc["fingerprints"]["speech"])}
-        expected_sha = str(doc["weights"]["sha256"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{directory}: checkpoint config lacks {exc}") from None
-    weights_path = directory / str(doc["weights"].get("file", WEIGHTS_FILE))
+    text_layers = _checked_text_layers(directory, doc) if config.encoders.text.tune_layers else None
+    model = _load_member(directory, config, dims, doc)
+    extra = doc.get("ensemble")
+    if extra is not None:
+        if not isinstance(extra, list) or not extra or not all(isinstance(e, dict) for e in extra):
+            raise ModelError(f"{directory}: the 'ensemble' section of {CONFIG_FILE} is malformed (a list of members)")
+        if doc.get("format_version") != ENSEMBLE_FORMAT_VERSION:
+            raise ModelError(f"{directory}: an ensemble checkpoint must have format version {ENSEMBLE_FORMAT_VERSION}")
+        from emomon.models.ensemble import EnsembleModel
+
+        members = [model]
+        for i, entry in enumerate(extra, start=1):
+            for key in ("config", "scaler", "weights"):
+                if not isinstance(entry.get(key), dict):
+                    raise ModelError(f"{directory}: ensemble member {i}: the {key!r} section is missing or malformed")
+            own = _preset_of(directory, entry)
+            if (own.model, own.classes, own.encoders.speech) != (config.model, config.classes, config.encoders.speech):
+                raise ModelError(f"{directory}: ensemble member {i} differs from the first in its model, classes or speech encoder")
+            members.append(_load_member(directory, config, dims, entry, f"ensemble member {i}"))
+        baseline = members[0].speaker_baseline
+        if any(not _same_baseline(m.speaker_baseline, baseline) for m in members[1:]):
+            raise ModelError(f"{directory}: ensemble members differ in their speaker baseline options")
+        model = EnsembleModel(members)
+    model.eval().to(device)
+    return Checkpoint(config, model, fingerprints, dims, dict(doc.get("metadata") or {}), directory, text_layers)
+
+
+def _load_member(directory: Path, config: EmomonConfig, dims: dict[str, int], doc: dict, what: str = "") -> torch.nn.Module:
+    """One fusion model from the ``weights``, ``scaler`` and ``speaker_baseline`` entries of ``doc`` (the checkpoint's
+    own, or an ensemble member's), checked against the preset's architecture."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_safetensors
+
+    where = f"{directory}{f' ({what})' if what else ''}"
+    try:
+        expected_sha = str(doc["weights"]["sha256"])
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"{where}: checkpoint config lacks {exc}") from None
+    weights_path = directory / Path(str(doc["weights"].get("file", WEIGHTS_FILE))).name
     try:
         blob = weights_path.read_bytes()
     except FileNotFoundError:
-        raise ModelError(f"{directory}: weights file {weights_path.name} is missing") from None
+        raise ModelError(f"{where}: weights file {weights_path.name} is missing") from None
     except OSError as exc:
         raise ModelError(f"cannot read {weights_path}: {exc.strerror or exc}") from None
     if hashlib.sha256(blob).hexdigest() != expected_sha:
@@ -225,28 +268,93 @@ def load_checkpoint(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str |
     try:
         model = build_model(config, dims["text"], dims["speech"], len(config.classes), scaler)
     except ConfigError as exc:
-        raise ModelError(f"{directory}: {exc}") from None
-    text_layers = _checked_text_layers(directory, doc) if config.encoders.text.tune_layers else None
+        raise ModelError(f"{where}: {exc}") from None
     if config.model.speaker_baseline > 0:
         from emomon.models.speaker_baseline import SpeakerBaselineOptions
 
         if not isinstance(doc.get("speaker_baseline"), dict):
-            raise ModelError(f"{directory}: the config asks for speaker baseline normalisation but the checkpoint has no 'speaker_baseline' section")
+            raise ModelError(f"{where}: the config asks for speaker baseline normalisation but the checkpoint has no 'speaker_baseline' section")
         model.speaker_baseline = SpeakerBaselineOptions.from_dict(doc["speaker_baseline"], dims["speech"])
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-        raise ModelError(f"{directory}: weights do not match architecture {config.model.arch!r} ({what}, {len(missing)} missing, {len(unexpected)} unexpected tensors)")
+        what_ = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise ModelError(f"{where}: weights do not match architecture {config.model.arch!r} ({what_}, {len(missing)} missing, {len(unexpected)} unexpected tensors)")
     for k, v in state.items():
         if v.shape != expected[k].shape:
-            raise ModelError(f"{directory}: tensor {k} has shape {tuple(v.shape)}, the config implies {tuple(expected[k].shape)}")
+            raise ModelError(f"{where}: tensor {k} has shape {tuple(v.shape)}, the config implies {tuple(expected[k].shape)}")
         if not torch.isfinite(v).all():
-            raise ModelError(f"{directory}: tensor {k} holds NaN or infinite values")
+            raise ModelError(f"{where}: tensor {k} holds NaN or infinite values")
     model.load_state_dict(state)
-    model.eval().to(device)
-    return Checkpoint(config, model, fingerprints, dims, dict(doc.get("metadata") or {}), directory, text_layers)
+    return model
+
+
+def _same_baseline(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    import numpy as np
+
+    return a.prior_weight == b.prior_weight and a.window == b.window and np.array_equal(a.population_mean, b.population_mean)
+
+
+def save_ensemble(directory: str | Path, members: list[str | Path]) -> Path:
+    """Write an ensemble of trained checkpoints as one checkpoint in ``directory`` (which must not be one of them).
+
+    The members must share the architecture and its settings, the classes, the encoders (same fingerprints and
+    widths, the same tuned text layers) and the speaker baseline options: at run time one pass of each encoder and
+    one speaker baseline serve them all. Each member is loaded and validated first; the first member's files and
+    config become the checkpoint's own, and every other member's weights are copied in as ``member-<i>.safetensors``."""
+    if len(members) < 2:
+        raise ModelError("an ensemble needs two or more checkpoints")
+    from emomon.models.ensemble import EnsembleModel
+
+    directory = Path(directory)
+    loaded = []
+    for m in members:
+        ckpt = load_checkpoint(m)
+        if isinstance(ckpt.model, EnsembleModel):
+            raise ModelError(f"{ckpt.path} is already an ensemble: give its trainings one by one")
+        if directory.exists() and directory.resolve() == ckpt.path.resolve():
+            raise ModelError(f"the ensemble cannot be written over its member {ckpt.path}")
+        loaded.append(ckpt)
+    first = loaded[0]
+    for ckpt in loaded[1:]:
+        text_sha = file_sha256(ckpt.text_layers) if ckpt.text_layers else None
+        if (ckpt.config.model, ckpt.config.classes, ckpt.dims, ckpt.fingerprints) != (first.config.model, first.config.classes, first.dims, first.fingerprints) \
+                or text_sha != (file_sha256(first.text_layers) if first.text_layers else None):
+            raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their model settings, classes or encoders differ")
+        if not _same_baseline(ckpt.model.speaker_baseline, first.model.speaker_baseline):
+            raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their speaker baseline options differ")
+    _, doc = read_checkpoint_config(first.path)
+    entries = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in (WEIGHTS_FILE,) + ((doc["text_layers"]["file"],) if first.text_layers else ()):
+            _atomic_write(directory / name, (first.path / name).read_bytes())
+        for i, ckpt in enumerate(loaded[1:], start=1):
+            _, member_doc = read_checkpoint_config(ckpt.path)
+            blob = (ckpt.path / Path(member_doc["weights"].get("file", WEIGHTS_FILE)).name).read_bytes()
+            file = f"member-{i}.safetensors"
+            _atomic_write(directory / file, blob)
+            entries.append({
+                "source": str(members[i]),
+                "config": member_doc["config"],
+                "scaler": member_doc["scaler"],
+                **({"speaker_baseline": member_doc["speaker_baseline"]} if "speaker_baseline" in member_doc else {}),
+                "weights": {**member_doc["weights"], "file": file},
+                "metadata": member_doc.get("metadata") or {},
+            })
+        doc.update(format_version=ENSEMBLE_FORMAT_VERSION, emomon_version=__version__, ensemble=entries,
+                   created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        doc["metadata"] = {"ensemble_of": [str(m) for m in members], "first_member": doc.get("metadata") or {}}
+        _atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())
+    except OSError as exc:
+        from emomon.errors import OutputError
+
+        raise OutputError(f"cannot write checkpoint to {directory}: {exc.strerror or exc}") from None
+    load_checkpoint(directory)  # what was written reads back
+    return directory
 
 
 def _checked_text_layers(directory: Path, doc: dict) -> Path:

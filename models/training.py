@@ -173,7 +173,12 @@ def init_from_checkpoint(model, name: str) -> int:
     from emomon.errors import ModelError
     from emomon.models.checkpoint import load_checkpoint
 
-    source = load_checkpoint(name).model.state_dict()
+    from emomon.models.ensemble import EnsembleModel
+
+    loaded = load_checkpoint(name).model
+    if isinstance(loaded, EnsembleModel):
+        raise ModelError(f"train.init_from: {name} is an ensemble; start from one of its members")
+    source = loaded.state_dict()
     own = model.state_dict()
     copied = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
     if not copied:

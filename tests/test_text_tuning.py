@@ -243,3 +243,17 @@ def test_a_tuning_head_of_other_layers_or_classes_is_one_clear_error(tmp_path):
     assert load_config("en-tiny-text-head").train.text_branch_from_tuning
     with pytest.raises(ConfigError, match="train.text_branch_from_tuning: needs"):
         config_from_dict({"train": {"text_branch_from_tuning": True}})
+
+
+def test_tune_seed_lets_runs_with_another_training_seed_share_one_tuning(tiny_bert, tmp_path, caplog):
+    caplog.set_level("INFO", logger="emomon")
+    cache = tmp_path / "cache"
+    first = tune_text_encoder(_cfg(tiny_bert), _sources(), cache_dir=cache)
+    reseeded = lambda cfg, seed: dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))  # noqa: E731
+    caplog.clear()
+    shared = tune_text_encoder(reseeded(_cfg(tiny_bert, tune_seed=0), 1), _sources(), cache_dir=cache)
+    assert shared == first and any("taken from" in r.message for r in caplog.records)
+    caplog.clear()
+    own = tune_text_encoder(reseeded(_cfg(tiny_bert), 1), _sources(), cache_dir=cache)  # tune_seed -1: train.seed's own
+    assert own != first and not any("taken from" in r.message for r in caplog.records)
+    assert len(list(cache.glob("text-*.head.safetensors"))) == 2

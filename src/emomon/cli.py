@@ -182,6 +182,14 @@ def _add_monitor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--diarize", action="store_true", help="tell apart several voices within one input (speaker embeddings)")
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from emomon.models.checkpoint import save_ensemble
+
+    out = save_ensemble(Path(args.out), args.checkpoints)
+    print(f"ensemble of {len(args.checkpoints)} checkpoints written to {out}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from emomon.monitor.report import write_report
 
@@ -201,11 +209,20 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"checkpoint {directory}")
         print(f"  architecture {cfg['model']['arch']}, classes {', '.join(cfg['classes'])}")
         print(f"  encoders: text {cfg['encoders']['text']['name']}, speech {cfg['encoders']['speech']['name']} ({cfg['encoders']['speech'].get('model', '')})")
-        print(f"  parameters {doc['weights'].get('parameters')}, created {doc.get('created')}")
-        for source, modes in (doc.get("metadata", {}).get("test") or {}).items():
-            for mode, ev in modes.items():
-                f = ev["fused"]
-                print(f"  test {source:<12} {mode:<12} acc {f['accuracy']:.3f}  wF1 {f['weighted_f1']:.3f}  UAR {f['uar']:.3f}")
+        members = [doc] + list(doc.get("ensemble") or [])
+        meta = doc.get("metadata") or {}
+        if len(members) > 1:  # each member's test figures were measured alone; the ensemble's come from `emomon eval`
+            print(f"  ensemble of {len(members)} trainings, probabilities averaged")
+            metas = [meta.get("first_member") or {}] + [m.get("metadata") or {} for m in members[1:]]
+        else:
+            metas = [meta]
+        print(f"  parameters {sum(int(m['weights'].get('parameters') or 0) for m in members)}, created {doc.get('created')}")
+        for i, m in enumerate(metas):
+            who = f"member {i + 1} " if len(metas) > 1 else ""
+            for source, modes in (m.get("test") or {}).items():
+                for mode, ev in modes.items():
+                    f = ev["fused"]
+                    print(f"  {who}test {source:<12} {mode:<12} acc {f['accuracy']:.3f}  wF1 {f['weighted_f1']:.3f}  UAR {f['uar']:.3f}")
         return 0
     print("presets:     " + ", ".join(preset_names()))
     print("checkpoints: " + ", ".join(packaged_checkpoints()))
@@ -267,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("devices", help="list audio input devices")
     d.set_defaults(func=cmd_devices)
+
+    en = sub.add_parser("ensemble", help="join trained checkpoints of one architecture and encoders into one averaging checkpoint")
+    en.add_argument("out", help="directory for the ensemble checkpoint")
+    en.add_argument("checkpoints", nargs="+", help="two or more checkpoint directories or shipped names")
+    en.set_defaults(func=cmd_ensemble)
 
     rp = sub.add_parser("report", help="an HTML page and a PNG from a session CSV")
     rp.add_argument("csv", help="session CSV written by replay/live (a cut-short one works too)")

@@ -1,0 +1,154 @@
+"""Ensembles: trained checkpoints joined into one checkpoint whose model averages its members' distributions."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from emomon.config import ModelConfig
+from emomon.errors import ModelError
+from emomon.models.checkpoint import load_checkpoint, save_checkpoint, save_ensemble
+from emomon.models.encoders.base import Frames
+from emomon.models.ensemble import EnsembleModel
+from emomon.models.registry import build_model
+from emomon.models.scaler import JointStandardScaler
+from emomon.models.speaker_baseline import SpeakerBaselineOptions
+
+from conftest import run_emomon, untrained_preset
+
+D = 16
+
+
+@pytest.fixture
+def cfg():
+    base = untrained_preset()
+    return dataclasses.replace(base, model=ModelConfig(text_len=8, speech_len=6, ff_dim=32, layers=2, branch_heads=True, speaker_baseline=3.0))
+
+
+def member(tmp_path, cfg, seed: int, name: str, population_mean: float = 0.5):
+    """A trained-like checkpoint: its own random weights and its own scaler, and the shared speaker baseline."""
+    torch.manual_seed(seed)
+    model = build_model(cfg, D, D, len(cfg.classes))
+    rng = np.random.default_rng(seed)
+    model.set_scaler(JointStandardScaler(rng.normal(0, 1, D).astype(np.float32), rng.uniform(0.5, 2, D).astype(np.float32),
+                                         rng.normal(0, 1, D).astype(np.float32), rng.uniform(0.5, 2, D).astype(np.float32)))
+    model.speaker_baseline = SpeakerBaselineOptions(np.full(D, population_mean, np.float32), 3.0)
+    return save_checkpoint(tmp_path / name, model, cfg, {"text": "t:1", "speech": "s:1"}, {"test": {"ravdess": {}}, "who": name})
+
+
+def batch(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    text = Frames.pad([rng.normal(0, 1, (n, D)).astype(np.float32) for n in (3, 0, 7)], D)
+    speech = Frames.pad([rng.normal(0, 1, (n, D)).astype(np.float32) for n in (20, 9, 0)], D)
+    return text, speech
+
+
+def outputs(model, text, speech):
+    with torch.no_grad():
+        return model(model.prepare(text, speech))
+
+
+def test_the_ensemble_averages_its_members_each_read_with_its_own_scaler(tmp_path, cfg):
+    a, b, c = (member(tmp_path, cfg, s, n) for s, n in ((0, "a"), (1, "b"), (2, "c")))
+    joined = load_checkpoint(save_ensemble(tmp_path / "abc", [a, b, c]))
+    assert isinstance(joined.model, EnsembleModel) and len(joined.model.members) == 3
+    text, speech = batch()
+    got = outputs(joined.model, text, speech)
+    alone = [outputs(load_checkpoint(p).model, text, speech) for p in (a, b, c)]
+    assert torch.allclose(got.probs, torch.stack([o.probs for o in alone]).mean(0), atol=1e-6)
+    assert set(got.steps) == set(alone[0].steps)
+    for k in got.steps:
+        assert torch.allclose(got.steps[k], torch.stack([o.steps[k] for o in alone]).mean(0), atol=1e-6)
+    # the members really differ, so the mean is not any one of them
+    assert not torch.allclose(got.probs, alone[0].probs, atol=1e-3)
+    assert torch.allclose(got.probs.sum(-1), torch.ones(3)) and torch.allclose(got.log_probs.exp(), got.probs)
+    assert joined.model.speaker_baseline is not None and joined.model.n_classes == len(cfg.classes)
+
+
+def test_the_checkpoint_lists_its_members_and_keeps_their_metadata(tmp_path, cfg):
+    a, b = member(tmp_path, cfg, 0, "a"), member(tmp_path, cfg, 1, "b")
+    out = save_ensemble(tmp_path / "ab", [a, b])
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["format_version"] == 2 and len(doc["ensemble"]) == 1
+    assert doc["ensemble"][0]["weights"]["file"] == "member-1.safetensors" and (out / "member-1.safetensors").is_file()
+    assert doc["ensemble"][0]["metadata"]["who"] == "b" and doc["metadata"]["first_member"]["who"] == "a"
+    assert doc["metadata"]["ensemble_of"] == [str(a), str(b)]
+    # the members' own directories are untouched and still load alone
+    assert not isinstance(load_checkpoint(a).model, EnsembleModel)
+
+
+def test_a_damaged_member_is_one_clear_error(tmp_path, cfg):
+    out = save_ensemble(tmp_path / "ab", [member(tmp_path, cfg, 0, "a"), member(tmp_path, cfg, 1, "b")])
+    w = out / "member-1.safetensors"
+    w.write_bytes(w.read_bytes()[:-64])
+    with pytest.raises(ModelError, match="member-1.safetensors is corrupt or truncated"):
+        load_checkpoint(out)
+    w.unlink()
+    with pytest.raises(ModelError, match="ensemble member 1.*missing"):
+        load_checkpoint(out)
+
+
+def test_a_member_edited_to_another_model_is_refused_at_load(tmp_path, cfg):
+    out = save_ensemble(tmp_path / "ab", [member(tmp_path, cfg, 0, "a"), member(tmp_path, cfg, 1, "b")])
+    doc = json.loads((out / "config.json").read_text())
+    doc["ensemble"][0]["config"]["model"]["layers"] = 3
+    (out / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match="member 1 differs from the first"):
+        load_checkpoint(out)
+
+
+def test_an_ensemble_section_in_a_version_1_file_is_refused(tmp_path, cfg):
+    out = save_ensemble(tmp_path / "ab", [member(tmp_path, cfg, 0, "a"), member(tmp_path, cfg, 1, "b")])
+    doc = json.loads((out / "config.json").read_text())
+    doc["format_version"] = 1
+    (out / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelError, match="format version 2"):
+        load_checkpoint(out)
+
+
+@pytest.mark.parametrize("change, message", [
+    ("layers", "model settings, classes or encoders differ"),
+    ("baseline", "speaker baseline options differ"),
+])
+def test_members_that_cannot_share_encoders_and_baselines_are_refused(tmp_path, cfg, change, message):
+    a = member(tmp_path, cfg, 0, "a")
+    if change == "layers":
+        b = member(tmp_path, dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, layers=1)), 1, "b")
+    else:
+        b = member(tmp_path, cfg, 1, "b", population_mean=0.7)
+    with pytest.raises(ModelError, match=message):
+        save_ensemble(tmp_path / "ab", [a, b])
+    assert not (tmp_path / "ab" / "config.json").exists()
+
+
+def test_one_member_an_ensemble_member_or_its_own_member_as_output_are_refused(tmp_path, cfg):
+    a, b = member(tmp_path, cfg, 0, "a"), member(tmp_path, cfg, 1, "b")
+    with pytest.raises(ModelError, match="two or more"):
+        save_ensemble(tmp_path / "x", [a])
+    ab = save_ensemble(tmp_path / "ab", [a, b])
+    with pytest.raises(ModelError, match="already an ensemble"):
+        save_ensemble(tmp_path / "y", [ab, a])
+    with pytest.raises(ModelError, match="cannot be written over its member"):
+        save_ensemble(a, [a, b])
+
+
+def test_training_cannot_start_from_an_ensemble(tmp_path, cfg):
+    from emomon.models.training import init_from_checkpoint
+
+    ab = save_ensemble(tmp_path / "ab", [member(tmp_path, cfg, 0, "a"), member(tmp_path, cfg, 1, "b")])
+    with pytest.raises(ModelError, match="is an ensemble; start from one of its members"):
+        init_from_checkpoint(build_model(cfg, D, D, len(cfg.classes)), str(ab))
+
+
+def test_cli_joins_and_describes_an_ensemble(tmp_path, cfg):
+    a, b = member(tmp_path, cfg, 0, "a"), member(tmp_path, cfg, 1, "b")
+    made = run_emomon("ensemble", str(tmp_path / "ab"), str(a), str(b))
+    assert made.returncode == 0, made.stderr
+    info = run_emomon("info", str(tmp_path / "ab"))
+    assert info.returncode == 0 and "ensemble of 2 trainings" in info.stdout
+    both = sum(int(json.loads((p / "config.json").read_text())["weights"]["parameters"]) for p in (a, b))
+    assert f"parameters {both}," in info.stdout
+    bad = run_emomon("ensemble", str(tmp_path / "x"), str(a))
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines() == ["emomon: error: an ensemble needs two or more checkpoints"]
