@@ -311,33 +311,38 @@ def save_ensemble(directory: str | Path, members: list[str | Path]) -> Path:
     from emomon.models.ensemble import EnsembleModel
 
     directory = Path(directory)
-    loaded = []
+    loaded = []  # (checkpoint, its config.json document), each read and verified once
     for m in members:
         ckpt = load_checkpoint(m)
         if isinstance(ckpt.model, EnsembleModel):
             raise ModelError(f"{ckpt.path} is already an ensemble: give its trainings one by one")
         if directory.exists() and directory.resolve() == ckpt.path.resolve():
             raise ModelError(f"the ensemble cannot be written over its member {ckpt.path}")
-        loaded.append(ckpt)
-    first = loaded[0]
-    for ckpt in loaded[1:]:
-        text_sha = file_sha256(ckpt.text_layers) if ckpt.text_layers else None
-        if (ckpt.config.model, ckpt.config.classes, ckpt.dims, ckpt.fingerprints) != (first.config.model, first.config.classes, first.dims, first.fingerprints) \
-                or text_sha != (file_sha256(first.text_layers) if first.text_layers else None):
+        loaded.append((ckpt, read_checkpoint_config(ckpt.path)[1]))
+
+    def shared(ckpt: Checkpoint, doc: dict) -> tuple:
+        """What members must have in common; the tuned text layers by the SHA-256 that loading just verified."""
+        return ckpt.config.model, ckpt.config.classes, ckpt.dims, ckpt.fingerprints, (doc.get("text_layers") or {}).get("sha256")
+
+    (first, doc), others = loaded[0], loaded[1:]
+    for ckpt, member_doc in others:
+        if shared(ckpt, member_doc) != shared(first, doc):
             raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their model settings, classes or encoders differ")
         if not _same_baseline(ckpt.model.speaker_baseline, first.model.speaker_baseline):
             raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their speaker baseline options differ")
-    _, doc = read_checkpoint_config(first.path)
+
+    def weights_file(ckpt: Checkpoint, member_doc: dict) -> Path:
+        return ckpt.path / Path(str(member_doc["weights"].get("file", WEIGHTS_FILE))).name
+
     entries = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        for name in (WEIGHTS_FILE,) + ((doc["text_layers"]["file"],) if first.text_layers else ()):
-            _atomic_write(directory / name, (first.path / name).read_bytes())
-        for i, ckpt in enumerate(loaded[1:], start=1):
-            _, member_doc = read_checkpoint_config(ckpt.path)
-            blob = (ckpt.path / Path(member_doc["weights"].get("file", WEIGHTS_FILE)).name).read_bytes()
+        _atomic_write(directory / WEIGHTS_FILE, weights_file(first, doc).read_bytes())
+        if first.text_layers:
+            _atomic_write(directory / first.text_layers.name, first.text_layers.read_bytes())
+        for i, (ckpt, member_doc) in enumerate(others, start=1):
             file = f"member-{i}.safetensors"
-            _atomic_write(directory / file, blob)
+            _atomic_write(directory / file, weights_file(ckpt, member_doc).read_bytes())
             entries.append({
                 "source": str(members[i]),
                 "config": member_doc["config"],
@@ -347,6 +352,7 @@ def save_ensemble(directory: str | Path, members: list[str | Path]) -> Path:
                 "metadata": member_doc.get("metadata") or {},
             })
         doc.update(format_version=ENSEMBLE_FORMAT_VERSION, emomon_version=__version__, ensemble=entries,
+                   weights={**doc["weights"], "file": WEIGHTS_FILE},
                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
         doc["metadata"] = {"ensemble_of": [str(m) for m in members], "first_member": doc.get("metadata") or {}}
         _atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())
