@@ -25,10 +25,10 @@ def test_default_checkpoint_ships_and_loads():
     ck = load_checkpoint("en-tiny")
     assert ck.config.model.arch == "hyfuser" and ck.classes == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
     assert ck.config.encoders.speech.name == "whisper-encoder" and ck.config.encoders.text.name == "minilm"
-    # two trainings whose probabilities are averaged (README model card), each measured alone when it was trained
+    # three trainings whose probabilities are averaged (README model card), each measured alone when it was trained
     from emomon.models.ensemble import EnsembleModel
 
-    assert isinstance(ck.model, EnsembleModel) and len(ck.model.members) == 2
+    assert isinstance(ck.model, EnsembleModel) and len(ck.model.members) == 3
     assert ck.metadata["first_member"]["test"]["ravdess"]["paired"]["fused"]["n"] == 360  # actors 19-24, 60 clips each
     # their trained adaptations travel with them: tuned MiniLM layers, the speaker baseline's prior, the branch heads
     assert ck.config.encoders.text.tune_layers == 6 and ck.text_layers is not None and ck.text_layers.is_file()

@@ -124,14 +124,16 @@ def test_the_shipped_model_reads_only_sure_transcripts():
     assert ckpt.config.model.min_asr_logprob == -1.0
     # stage 3 (configs/en-tiny-refit-sure-text.toml) trained with the threshold: it is the training config's own
     # value, not one set afterwards by scripts/set_transcript_threshold.py (which records what it changed)
-    # so did the ensemble's second member (configs/en-tiny-refit-b-cut.toml)
+    # so did the ensemble's other members (configs/en-tiny-refit-b-cut.toml, configs/en-tiny-refit-c-cut.toml)
     import json
 
     doc = json.loads((ckpt.path / "config.json").read_text())
-    first, second = ckpt.metadata["first_member"], doc["ensemble"][0]
-    assert "transcript_threshold" not in first and "transcript_threshold" not in second["metadata"]
-    assert first["training"]["history"] and ckpt.config.train.text_branch_from_tuning
-    assert second["config"]["model"]["min_asr_logprob"] == -1.0 and second["config"]["train"]["text_branch_from_tuning"]
+    first, others = ckpt.metadata["first_member"], doc["ensemble"]
+    assert "transcript_threshold" not in first and first["training"]["history"] and ckpt.config.train.text_branch_from_tuning
+    assert len(others) == 2
+    for member in others:
+        assert "transcript_threshold" not in member["metadata"]
+        assert member["config"]["model"]["min_asr_logprob"] == -1.0 and member["config"]["train"]["text_branch_from_tuning"]
 
 
 def test_the_threshold_script_sets_a_copy_and_rejects_bad_input(tmp_path, random_checkpoint):
