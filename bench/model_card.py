@@ -1,6 +1,7 @@
 """Measure the figures of the README's model card for a checkpoint, in one run.
 
     python bench/model_card.py [--checkpoint en-tiny] [--data ../shared/data] [--json out.json]
+    python bench/model_card.py --speed-only [--repeat 3]   # size, parameters and ms per utterance alone; no data needed
 
 - RAVDESS, 7 classes (calm -> neutral), actors 19-24 (never trained on or selected on), text = tiny.en transcripts:
   fused accuracy / weighted F1 / UAR, each step, and speech-only (text absent).
@@ -128,6 +129,11 @@ def timing(ckpt, n: int = 200) -> dict:
     }
 
 
+def speed_line(speed: dict) -> str:
+    return (f"checkpoint {speed['checkpoint_mb']} MB, {speed['parameters']:,} parameters; fusion model {speed['fusion_ms_p50']} ms "
+            f"per utterance, text encoder + fusion {speed['text_plus_fusion_ms_p50']} ms (CPU, {speed['threads']} threads, p50)")
+
+
 def row(name: str, ev) -> str:
     f = ev.fused
     steps = "  ".join(f"{k} {m.accuracy:.3f}/{m.weighted_f1:.3f}" for k, m in ev.steps.items())
@@ -140,8 +146,15 @@ def main() -> int:
     ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
     ap.add_argument("--json")
     ap.add_argument("--skip-meld-speech", action="store_true", help="skip the espeak-ng reading of MELD test (slowest part)")
+    ap.add_argument("--speed-only", action="store_true", help="measure only size, parameters and ms per utterance")
+    ap.add_argument("--repeat", type=int, default=1, help="with --speed-only: timing runs, one line each (CPU timings vary run to run)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.speed_only:
+        ckpt = load_checkpoint(args.checkpoint)
+        for _ in range(max(1, args.repeat)):
+            print(speed_line(timing(ckpt)), flush=True)
+        return 0
     data = Path(args.data).resolve()
     if not data.is_dir():
         print(f"data folder not found: {data}", file=sys.stderr)
@@ -194,8 +207,7 @@ def main() -> int:
         print(f"McNemar, {name}: right only in the first {t.only_a}, only in the second {t.only_b}, exact p = {t.p_value:.3f}")
     for name, accs in trust["per_speaker_accuracy"].items():
         print(f"{name} accuracy per test speaker: " + ", ".join(f"{k.rsplit(':', 1)[-1]} {v:.3f}" for k, v in accs.items()))
-    print(f"checkpoint {speed['checkpoint_mb']} MB, {speed['parameters']:,} parameters; fusion model {speed['fusion_ms_p50']} ms "
-          f"per utterance, text encoder + fusion {speed['text_plus_fusion_ms_p50']} ms (CPU, {speed['threads']} threads, p50)")
+    print(speed_line(speed))
     if args.json:
         Path(args.json).write_text(json.dumps({
             "checks": checks, "speed": speed,
