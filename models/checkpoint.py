@@ -240,6 +240,12 @@ def load_checkpoint(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str |
     return Checkpoint(config, model, fingerprints, dims, dict(doc.get("metadata") or {}), directory, text_layers)
 
 
+def _weights_path(directory: Path, doc: dict) -> Path:
+    """The weights file the ``weights`` entry of ``doc`` names (the checkpoint's own or an ensemble member's), inside
+    ``directory`` whatever path the entry holds."""
+    return directory / Path(str(doc["weights"].get("file", WEIGHTS_FILE))).name
+
+
 def _load_member(directory: Path, config: EmomonConfig, dims: dict[str, int], doc: dict, what: str = "") -> torch.nn.Module:
     """One fusion model from the ``weights``, ``scaler`` and ``speaker_baseline`` entries of ``doc`` (the checkpoint's
     own, or an ensemble member's), checked against the preset's architecture."""
@@ -251,7 +257,7 @@ def _load_member(directory: Path, config: EmomonConfig, dims: dict[str, int], do
         expected_sha = str(doc["weights"]["sha256"])
     except (KeyError, TypeError) as exc:
         raise ModelError(f"{where}: checkpoint config lacks {exc}") from None
-    weights_path = directory / Path(str(doc["weights"].get("file", WEIGHTS_FILE))).name
+    weights_path = _weights_path(directory, doc)
     try:
         blob = weights_path.read_bytes()
     except FileNotFoundError:
@@ -331,18 +337,15 @@ def save_ensemble(directory: str | Path, members: list[str | Path]) -> Path:
         if not _same_baseline(ckpt.model.speaker_baseline, first.model.speaker_baseline):
             raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their speaker baseline options differ")
 
-    def weights_file(ckpt: Checkpoint, member_doc: dict) -> Path:
-        return ckpt.path / Path(str(member_doc["weights"].get("file", WEIGHTS_FILE))).name
-
     entries = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(directory / WEIGHTS_FILE, weights_file(first, doc).read_bytes())
+        _atomic_write(directory / WEIGHTS_FILE, _weights_path(first.path, doc).read_bytes())
         if first.text_layers:
             _atomic_write(directory / first.text_layers.name, first.text_layers.read_bytes())
         for i, (ckpt, member_doc) in enumerate(others, start=1):
             file = f"member-{i}.safetensors"
-            _atomic_write(directory / file, weights_file(ckpt, member_doc).read_bytes())
+            _atomic_write(directory / file, _weights_path(ckpt.path, member_doc).read_bytes())
             entries.append({
                 "source": str(members[i]),
                 "config": member_doc["config"],
