@@ -118,16 +118,14 @@ def test_the_live_worker_skips_unsure_words_but_keeps_them_in_the_record(random_
 
 
 def test_the_shipped_model_reads_only_sure_transcripts():
-    from emomon.models.checkpoint import load_checkpoint
+    from emomon.models.checkpoint import load_checkpoint, read_checkpoint_config
 
     ckpt = load_checkpoint("en-tiny")
     assert ckpt.config.model.min_asr_logprob == -1.0
     # stage 3 (configs/en-tiny-refit-sure-text.toml) trained with the threshold: it is the training config's own
     # value, not one set afterwards by scripts/set_transcript_threshold.py (which records what it changed)
     # so did the ensemble's other members (configs/en-tiny-refit-b-cut.toml, configs/en-tiny-refit-c-cut.toml)
-    import json
-
-    doc = json.loads((ckpt.path / "config.json").read_text())
+    _, doc = read_checkpoint_config(ckpt.path)
     first, others = ckpt.metadata["first_member"], doc["ensemble"]
     assert "transcript_threshold" not in first and first["training"]["history"] and ckpt.config.train.text_branch_from_tuning
     assert len(others) == 2
