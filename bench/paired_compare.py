@@ -13,7 +13,7 @@ probabilities, compared with A the same way.
 Why paired: the clips both models get right, or both get wrong, say nothing about which is better. The test looks
 only at the clips where they disagree, and the interval draws the same speakers and clips for both models, so what
 they share (a hard actor, an easy sentence) cancels. Reading two accuracies side by side on a validation set of two
-RAVDESS actors and one nEMO speaker could not rank models a few clips apart (README model card); a paired test says
+RAVDESS actors and one nEMO speaker could not rank models a few clips apart (docs/MODEL_CARD.md); a paired test says
 when such a gap is, or is not, evidence. ``--split val`` is the split a shipping rule should use; ``--split test``
 reports, it does not choose.
 """

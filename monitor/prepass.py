@@ -6,7 +6,7 @@ cuts it with the session's own segmenter (and diarizer, when asked), encodes eve
 encoder at each reading speed, and sums each speaker's utterance means into a
 :class:`~emomon.models.speaker_baseline.SessionBaseline`. The second pass (the normal pipeline) then reads every
 utterance against those fixed baselines. With the stage-1 model this raised every validation and test set of
-RAVDESS, nEMO and ASED; with the shipped one the gain is small (README model card; ``bench/inference_variants.py``,
+RAVDESS, nEMO and ASED; with the shipped one the gain is small (docs/MODEL_CARD.md; ``bench/inference_variants.py``,
 ``bench/replay_accuracy.py``).
 
 Only means are kept (one vector per speaker and speed); no audio or transcript outlives the pass. The files are
