@@ -72,7 +72,8 @@ def load_sources(cfg: EmomonConfig, splits: tuple[str, ...] = ("train", "val", "
                 raise
             logger.warning("skipping %s: %s", src.corpus, exc)
             continue
-        items = assign_splits(items, src.test_speakers, src.val_speakers, src.test_fraction, src.val_fraction)
+        items = assign_splits(items, src.test_speakers, src.val_speakers, src.test_fraction, src.val_fraction,
+                              where=f"data.sources[{i}].")
         if src.text == "none":
             items = [replace(it, text=None) for it in items]
         items = [it for it in items if it.split in splits]

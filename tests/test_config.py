@@ -41,6 +41,8 @@ def test_round_trip_through_dict():
         ({"encoders": {"speech": {"layers": "2"}}}, "encoders.speech.layers: expected a list"),
         ({"replay": {"tta_speeds": [0.95, 3.0]}}, "replay.tta_speeds[1]: must be <= 2.0"),
         ({"replay": {"baseline": "whole"}}, "replay.baseline: must be one of session, running"),
+        ({"data": {"sources": ["ravdess"]}}, "data.sources[0]: expected a table"),
+        ({"encoders": {"text": {"tune_corpora": ["meld", "meldd"]}}}, "encoders.text.tune_corpora[1]: must be one of"),
     ],
 )
 def test_bad_values_name_the_key(doc, message):

@@ -119,6 +119,33 @@ def test_speaker_held_out_splits():
         assign_splits(items, test_speakers=("1",), val_speakers=("1",))
 
 
+def test_a_speaker_the_corpus_lacks_is_an_error_not_a_test_speaker_trained_on():
+    from emomon.models.data import Item
+
+    items = [Item(f"ravdess:{s}:{k}", "ravdess", "happy", str(s)) for s in range(1, 25) for k in range(2)]
+    # RAVDESS speakers are "19", not "Actor_19": without the check actor 19 would silently land in training
+    with pytest.raises(ConfigError, match=r"data.sources\[0\].test_speakers: speaker 'Actor_19' is not in ravdess; its speakers: 1, 2, "):
+        assign_splits(items, test_speakers=("Actor_19", "20"), where="data.sources[0].")
+    with pytest.raises(ConfigError, match="val_speakers: speaker '019'"):
+        assign_splits(items, test_speakers=("19",), val_speakers=("019",))
+
+
+def test_a_manifest_may_not_split_one_speakers_clips(tmp_path):
+    def manifest(rows):
+        path = tmp_path / "m.csv"
+        path.write_text("audio,text,label,speaker,split\n" + "".join(f"{r}\n" for r in rows))
+        return read_manifest(path)
+
+    crossing = manifest(["a.wav,,happy,s1,train", "b.wav,,sad,s2,train", "c.wav,,sad,s1,test"])
+    with pytest.raises(InputError, match=r"speaker 's1' has clips in both train \(manifest:1\) and test \(manifest:3\)"):
+        assign_splits(crossing)
+    # unnamed speakers and text-only rows carry no speaker identity to hold out
+    fine = manifest(["a.wav,,happy,,train", "b.wav,,sad,,test", ",hi there,happy,Ross,train", ",oh no,sad,Ross,test"])
+    assert [i.split for i in assign_splits(fine)] == ["train", "test", "train", "test"]
+    # named held-out speakers override the column, so the crossing manifest is fine that way
+    assert {i.split for i in assign_splits(crossing, test_speakers=("s1",)) if i.speaker == "s1"} == {"test"}
+
+
 @requires_shared
 def test_shared_corpora_read_whole():
     counts = {name: len(read_corpus(name, SHARED_DATA / sub)) for name, sub in

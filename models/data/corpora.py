@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from emomon.errors import InputError
+from emomon.errors import ConfigError, InputError
 from emomon.models.data import Item
 from emomon.models.labels import EMOTIONS, normalize_label
 
@@ -305,21 +305,21 @@ def read_corpus(corpus: str, path: Path) -> list[Item]:
 
 
 def assign_splits(items: list[Item], test_speakers: tuple[str, ...] = (), val_speakers: tuple[str, ...] = (),
-                  test_fraction: float = 0.0, val_fraction: float = 0.0) -> list[Item]:
+                  test_fraction: float = 0.0, val_fraction: float = 0.0, where: str = "") -> list[Item]:
     """Speaker-held-out splits, never by clip.
 
     Named speakers go to test (``test_speakers``) or val (``val_speakers``), everyone else to train. Without named
     speakers, ``test_fraction``/``val_fraction`` of the speakers (in a fixed hash order) are held out. A corpus that
-    comes with its own split (MELD, GoEmotions, a manifest's split column) keeps it when neither is given.
+    comes with its own split (MELD, GoEmotions, a manifest's split column) keeps it when neither is given. A named
+    speaker the corpus does not have is an error (``where`` prefixes its setting's name), and so is a manifest that
+    puts one speaker's clips in two splits.
     """
     import hashlib
     from dataclasses import replace
 
     overlap = set(test_speakers) & set(val_speakers)
     if overlap:
-        from emomon.errors import ConfigError
-
-        raise ConfigError(f"speaker {sorted(overlap)[0]!r} is in both test_speakers and val_speakers")
+        raise ConfigError(f"{where}test_speakers: speaker {sorted(overlap)[0]!r} is also in val_speakers")
     if not test_speakers and not val_speakers and (test_fraction or val_fraction):
         speakers = sorted({i.speaker for i in items}, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
         n_test = int(round(len(speakers) * test_fraction)) if test_fraction else 0
@@ -331,6 +331,34 @@ def assign_splits(items: list[Item], test_speakers: tuple[str, ...] = (), val_sp
         test_speakers = tuple(speakers[:n_test])
         val_speakers = tuple(speakers[n_test : n_test + n_val])
     if not test_speakers and not val_speakers:
+        _check_own_splits_by_speaker(items)
         return [i if i.split else replace(i, split="train") for i in items]
+    # A misspelt name ("Actor_19" for RAVDESS's "19") would otherwise leave that speaker in training: test data
+    # trained on, with nothing to show for it.
+    present = {i.speaker for i in items}
+    for setting, names in (("test_speakers", test_speakers), ("val_speakers", val_speakers)):
+        missing = [s for s in names if s not in present]
+        if missing:
+            known = sorted(present, key=lambda s: (len(s), s))
+            shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
+            corpus = items[0].corpus if items else "this corpus"
+            raise ConfigError(f"{where}{setting}: speaker {missing[0]!r} is not in {corpus}; its speakers: {shown}")
     test, val = set(test_speakers), set(val_speakers)
     return [replace(i, split="test" if i.speaker in test else "val" if i.speaker in val else "train") for i in items]
+
+
+def _check_own_splits_by_speaker(items: list[Item]) -> None:
+    """A manifest's own split column must hold each speaker's clips in one split: splits are by speaker, never by
+    clip. Text-only rows and the speaker ``unknown`` are exempt (a dialogue corpus's characters recur across its
+    splits; nothing is known of an unnamed speaker)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for item in items:
+        if item.corpus != "manifest" or item.audio is None or not item.split or item.speaker == "unknown":
+            continue
+        first = seen.setdefault(item.speaker, (item.split, item.id))
+        if first[0] != item.split:
+            raise InputError(
+                f"manifest: speaker {item.speaker!r} has clips in both {first[0]} ({first[1]}) and {item.split} "
+                f"({item.id}); splits are by speaker, never by clip: give each speaker one split, or leave the split "
+                "column empty and name test_speakers/val_speakers in the preset"
+            )

@@ -31,6 +31,11 @@ def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choi
     return field(default=default, metadata=meta)
 
 
+#: Corpora with a reader (models/data/corpora.py, seed_corpora.py): ``[[data.sources]] corpus`` and
+#: ``encoders.text.tune_corpora`` name one of these.
+CORPORA = ("manifest", "ravdess", "meld", "goemotions", "ased", "nemo", "kemdy19", "kemdy20", "aihub", "iemocap")
+
+
 # --------------------------------------------------------------------------------------------------- encoders
 @dataclass(frozen=True)
 class TextEncoderConfig:
@@ -50,7 +55,7 @@ class TextEncoderConfig:
         doc="learning rate over the tuning: 'constant', or 'linear' (warm up over the first 6% of steps, then decay to 0)",
     )
     tune_epoch_size: int = _opt(0, lo=0, hi=10_000_000, doc="sentences per tuning epoch, split by source weight (0 = all once)")
-    tune_corpora: tuple[str, ...] = _opt((), doc="text-only corpora the tuning reads (empty = all of the preset's)")
+    tune_corpora: tuple[str, ...] = _opt((), choices=CORPORA, doc="text-only corpora the tuning reads (empty = all of the preset's)")
     tune_seed: int = _opt(
         -1, lo=-1, hi=2**31 - 1,
         doc="random seed of that fine-tuning (-1 = train.seed); lets runs that differ in train.seed share one tuning and its cached features",
@@ -171,9 +176,6 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------------------------------- data
-CORPORA = ("manifest", "ravdess", "meld", "goemotions", "ased", "nemo", "kemdy19", "kemdy20", "aihub", "iemocap")
-
-
 @dataclass(frozen=True)
 class SourceConfig:
     """One corpus to train or evaluate on. A relative ``path`` starts from ``data.root``."""
@@ -374,9 +376,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 def _check_meta(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
-    if isinstance(value, tuple) and (lo is not None or hi is not None):  # a list of numbers: each within range
+    if isinstance(value, tuple) and (lo is not None or hi is not None or choices is not None):  # a list: each item
         for i, v in enumerate(value):
-            _check_meta(v, {"lo": lo, "hi": hi}, f"{key}[{i}]")
+            _check_meta(v, {"lo": lo, "hi": hi, "choices": choices}, f"{key}[{i}]")
         return
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}: must be one of {', '.join(map(str, choices))}; got {value!r}")
@@ -402,7 +404,10 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
         if name == "sources":  # tuple of tables
             if not isinstance(value, list):
                 raise ConfigError(f"{key}: expected [[{key}]] tables")
-            kwargs[name] = tuple(_build(SourceConfig, v if isinstance(v, dict) else {}, f"{key}[{i}]") for i, v in enumerate(value))
+            for i, v in enumerate(value):
+                if not isinstance(v, dict):
+                    raise ConfigError(f"{key}[{i}]: expected a table (corpus = ..., path = ...), got {v!r}")
+            kwargs[name] = tuple(_build(SourceConfig, v, f"{key}[{i}]") for i, v in enumerate(value))
             continue
         kwargs[name] = _coerce(value, tp, key)
         if not dataclasses.is_dataclass(tp):
