@@ -87,6 +87,28 @@ def test_train_then_eval_on_a_manifest(tmp_path, manifest, capsys):
 
 
 @requires_espeak
+def test_training_learns_a_separable_task_and_keeps_its_best_epoch(tmp_path, manifest, capsys):
+    """emomon's own training loop (sampler, scaler, early stopping, best-epoch reload), not a test-only loop: the
+    manifest's words name the emotion, so a model that learns reads its test speakers far above chance (0.25)."""
+    preset = tmp_path / "learn.toml"
+    preset.write_text(tiny_preset(manifest, train="lr = 1e-3\nmax_epochs = 8\npatience = 3\nepoch_size = 96",
+                                  data="augment_copies = 0"))
+    out = tmp_path / "ckpt"
+    assert main(["train", str(preset), "--out", str(out)]) == 0
+    training = json.loads((out / "config.json").read_text())["metadata"]["training"]
+    vals = [h["val_accuracy"] for h in training["history"]]
+    # the kept epoch is the first with the best validation accuracy, and the saved weights are that epoch's
+    assert training["best_epoch"] == vals.index(max(vals)) + 1 and training["val_accuracy"] == max(vals)
+    report = tmp_path / "eval.json"
+    capsys.readouterr()
+    assert main(["eval", str(out), "--manifest", str(manifest), "--split", "val", "--mode", "paired", "--json", str(report)]) == 0
+    val = json.loads(report.read_text())["results"]["manifest"]["paired"]["fused"]["accuracy"]
+    assert val == pytest.approx(training["val_accuracy"])
+    assert main(["eval", str(out), "--manifest", str(manifest), "--split", "test", "--mode", "paired", "--json", str(report)]) == 0
+    assert json.loads(report.read_text())["results"]["manifest"]["paired"]["fused"]["accuracy"] >= 0.75
+
+
+@requires_espeak
 def test_fine_tuning_starts_from_a_checkpoint_on_clips_cut_like_the_monitor(tmp_path, manifest, capsys):
     from emomon.models.checkpoint import load_checkpoint
 
