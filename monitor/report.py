@@ -177,6 +177,10 @@ def read_session(csv_path: Path) -> Session:
             rec = rec[:-1]  # the last field may have been cut mid-value
         rec = rec[: len(header)]
         d = dict(zip(header, rec))
+        if (d.get("asr_note") or "").strip() == "event":  # input lost or back, how the session ended: not an utterance
+            when = (d.get("start_time") or "").strip()
+            notes.append(f"{when + ': ' if when else ''}{(d.get('transcript') or '').strip()}")
+            continue
         row = _row(d, classes)
         if row is None:
             if partial:

@@ -89,6 +89,22 @@ def test_report_into_out_dir(tmp_path):
     assert png_size(png_path) == (1600, 820)
 
 
+def test_event_rows_are_notes_not_unreadable_rows(tmp_path):
+    path = tmp_path / "events.csv"
+    sink = CsvSink(path, "sess", CLASSES, STEPS, timed=False, fsync=False)
+    sink.write(_result(0, "A", 0.4, "happy", "hello"))
+    sink.notice("input 0 (USB mic) lost: device unplugged")
+    sink.write(_result(1, "A", 3.0, "sad", "oh no"))
+    sink.close("session complete: 2 utterances")
+    session = read_session(path)
+    assert [r.emotion for r in session.rows] == ["happy", "sad"]
+    assert not [n for n in session.notes if "unreadable" in n]
+    assert [n.split(": ", 1)[1] for n in session.notes] == ["input 0 (USB mic) lost: device unplugged",
+                                                            "session complete: 2 utterances"]
+    html_path, _ = write_report(path)
+    assert "session complete: 2 utterances" in html_path.read_text(encoding="utf-8")
+
+
 def test_truncated_csv_still_reports(tmp_path):
     full = make_csv(tmp_path / "full.csv").read_bytes()
     lines = full.splitlines(keepends=True)
