@@ -473,7 +473,8 @@ def fixed_examples(cfg: EmomonConfig, sources: list[Source], bank: FeatureBank, 
     """Deterministic examples of a split per source.
 
     ``paired``: clean speech with the item's own text (a text-only item gets its rendering if it has one, else no
-    speech); ``text-only`` drops speech; ``speech-only`` drops text.
+    speech); ``text-only`` drops speech; ``speech-only`` drops text. An item whose audio could not be read is left
+    out of every mode, so that no figure counts it as text alone.
     """
     class_index = {c: i for i, c in enumerate(cfg.classes)}
     out: dict[str, list[Example]] = {}
@@ -483,6 +484,8 @@ def fixed_examples(cfg: EmomonConfig, sources: list[Source], bank: FeatureBank, 
             if it.split != split or it.label not in class_index:
                 continue
             keys = bank.speech_keys.get(it.id)
+            if it.audio is not None and not keys:  # its audio could not be read (warned when building): not scored
+                continue
             speech = keys[0] if keys else bank.synth_key.get(it.id)
             text = bank.text_of.get(it.id)
             text = text_key(text) if text else None

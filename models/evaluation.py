@@ -168,6 +168,11 @@ def evaluate_checkpoint(ckpt: Checkpoint, sources: tuple[SourceConfig, ...] | No
     for mode in modes:
         for name, exs in fixed_examples(cfg, srcs, bank, split, mode).items():
             results.setdefault(name, {})[mode] = score_examples(model, exs, bank, cfg.classes, unit_of)
+    if not results:
+        from emomon.errors import InputError
+
+        raise InputError(f"nothing to evaluate: no readable example with a label of the model's classes in the {split} "
+                         f"split of {', '.join(s.name for s in srcs) or 'the sources'}")
     return EvalReport(split, results)
 
 

@@ -156,6 +156,23 @@ def test_errors_are_one_line_with_documented_codes(args, code, message):
     assert "Traceback" not in r.stderr
 
 
+@requires_espeak
+def test_eval_leaves_out_rows_whose_audio_cannot_be_read(tmp_path, speech_factory, capsys):
+    good = speech_factory("I am so happy today, this is wonderful!")
+    (tmp_path / "notes.wav").write_text("not audio at all")
+    rows = [f"{good},I am so happy today,happy,s1,", "nosuch.wav,I am so sad,sad,s2,", "notes.wav,so angry,angry,s3,"]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("audio,text,label,speaker,split\n" + "\n".join(rows) + "\n")
+    report = tmp_path / "eval.json"
+    assert main(["eval", "en-tiny", "--manifest", str(manifest), "--json", str(report)]) == 0
+    got = json.loads(report.read_text())["results"]["manifest"]
+    # the two unreadable clips are not scored in any mode (before: counted in paired and text-only as text alone)
+    assert {mode: got[mode]["fused"]["n"] for mode in got} == {"paired": 1, "text-only": 1, "speech-only": 1}
+    manifest.write_text("audio,text,label,speaker,split\n" + "\n".join(rows[1:]) + "\n")
+    r = run("eval", "en-tiny", "--manifest", str(manifest))
+    assert r.returncode == 3 and "emomon: error: nothing to evaluate" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_unknown_key_in_a_user_preset(tmp_path):
     p = tmp_path / "x.toml"
     p.write_text("[model]\nlayerz = 2\n")
