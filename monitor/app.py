@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from emomon.config import EmomonConfig
-from emomon.errors import ConfigError
+from emomon.errors import ConfigError, OutputError
 from emomon.monitor.pipeline import Session, step_names_of, summary_lines
 from emomon.monitor.sinks import AudioSaver, CsvSink, LinePrinter, check_output_folder, default_csv_path
 
@@ -154,7 +154,14 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
     check_output_folder(csv_path, create=opts.csv is None)
     with _SignalStop(session) as sig:
         session.load()  # model errors end the command here, before the CSV exists
-        csv_sink = CsvSink(csv_path, session.session_id, classes, steps, timed=live or opts.realtime)
+        while True:
+            try:
+                csv_sink = CsvSink(csv_path, session.session_id, classes, steps, timed=live or opts.realtime)
+                break
+            except OutputError:
+                if opts.csv is not None or not csv_path.exists():
+                    raise
+                csv_path = default_csv_path()  # a session started meanwhile took the default name: the next free one
         session.sinks.append(csv_sink)
         if opts.save_audio:
             session.sinks.append(AudioSaver(csv_path.with_name(csv_path.stem + "-audio")))

@@ -29,9 +29,15 @@ class Sink(Protocol):
 
 
 def default_csv_path(root: Path = Path("sessions"), now: dt.datetime | None = None) -> Path:
-    """``sessions/2026-11-22_14-30-05.csv`` (local time)."""
+    """``sessions/2026-11-22_14-30-05.csv`` (local time); ``…-2.csv``, ``…-3.csv`` when sessions started in the same
+    second already hold that name (a name the user did not choose must not make a session fail)."""
     now = now or dt.datetime.now()
-    return root / f"{now:%Y-%m-%d_%H-%M-%S}.csv"
+    stem = f"{now:%Y-%m-%d_%H-%M-%S}"
+    path, n = root / f"{stem}.csv", 1
+    while path.exists():
+        n += 1
+        path = root / f"{stem}-{n}.csv"
+    return path
 
 
 def iso(t: float) -> str:
@@ -109,7 +115,15 @@ class CsvSink:
         )
         self._f = create_private_file(self.path)
         self._w = csv.writer(self._f)
-        self._row(self.columns)
+        try:
+            self._row(self.columns)
+        except OutputError:  # e.g. a full disk: leave no empty file behind to block a retry with the same --csv
+            try:
+                self._f.close()
+            except OSError:
+                pass  # the buffered header cannot be written either; the file goes anyway
+            self.path.unlink(missing_ok=True)
+            raise
 
     def _row(self, values: list) -> None:
         try:

@@ -353,6 +353,36 @@ def test_full_disk_keeps_what_was_written(tmp_path, speech_factory, random_check
     assert len(rows) >= 2
 
 
+def test_a_disk_full_at_the_header_leaves_no_file_to_block_a_retry(tmp_path, monkeypatch):
+    import errno
+
+    from emomon.errors import OutputError
+    from emomon.monitor import sinks
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sinks.os, "fsync", full)
+    out = tmp_path / "s.csv"
+    with pytest.raises(OutputError, match="disk is full"):
+        sinks.CsvSink(out, "sess", ("happy", "sad"), (), timed=False)
+    assert not out.exists()  # so the same --csv works once there is room
+
+
+def test_sessions_started_in_the_same_second_get_their_own_default_names(tmp_path):
+    import datetime as dt
+
+    from emomon.monitor.sinks import create_private_file, default_csv_path
+
+    now = dt.datetime(2026, 11, 24, 9, 30, 5)
+    names = []
+    for _ in range(3):
+        path = default_csv_path(tmp_path, now)
+        create_private_file(path).close()
+        names.append(path.name)
+    assert names == ["2026-11-24_09-30-05.csv", "2026-11-24_09-30-05-2.csv", "2026-11-24_09-30-05-3.csv"]
+
+
 # ---------------------------------------------------------------------------------------------------- devices, data
 def test_unknown_input_device(tmp_path, random_checkpoint):
     r = run_emomon("live", "--input", "no-such-device-xyz", "--model", str(random_checkpoint), "--csv", str(tmp_path / "l.csv"))
