@@ -53,8 +53,19 @@ def parse_speaker_names(specs: list[str]) -> dict[int, str]:
         key, sep, name = spec.partition("=")
         if not sep or not key.strip().isdigit() or not name.strip():
             raise ConfigError(f"--speaker {spec!r}: expected INDEX=NAME, e.g. 0=Teacher")
+        if int(key) in out:
+            raise ConfigError(f"--speaker {spec!r}: input {int(key)} is already named {out[int(key)]!r}")
         out[int(key)] = name.strip()
     return out
+
+
+def check_speaker_indices(speakers: dict[int, str], n_streams: int, hint: str) -> None:
+    """A name for an input that does not exist is a mistake (a name silently unused is worse)."""
+    beyond = sorted(i for i in speakers if i >= n_streams)
+    if beyond:
+        have = "input 0" if n_streams == 1 else f"inputs 0-{n_streams - 1}"
+        raise ConfigError(f"--speaker {beyond[0]}={speakers[beyond[0]]}: there is no input {beyond[0]} (this session has "
+                          f"{have}; {hint})")
 
 
 def build_sources(cfg: EmomonConfig, opts: MonitorOptions, live: bool) -> list:
@@ -66,6 +77,7 @@ def build_sources(cfg: EmomonConfig, opts: MonitorOptions, live: bool) -> list:
         for i, dev in enumerate(opts.devices or [""]):
             sources.append(MicSource(dev or None, i, opts.speakers.get(i, f"S{i + 1}"), chunk_ms=chunk_ms,
                                      queue_seconds=cfg.runtime.queue_seconds))
+        check_speaker_indices(opts.speakers, len(sources), "each --input is one input")
         return sources
     stream = 0
     for path in opts.files:
@@ -78,6 +90,7 @@ def build_sources(cfg: EmomonConfig, opts: MonitorOptions, live: bool) -> list:
                 src.streams[k] = dataclasses.replace(info, speaker=f"S{info.index + 1}")
         stream += len(src.streams)
         sources.append(src)
+    check_speaker_indices(opts.speakers, stream, "each file is one input, each channel with --split-channels")
     return sources
 
 

@@ -353,6 +353,29 @@ def test_full_disk_keeps_what_was_written(tmp_path, speech_factory, random_check
     assert len(rows) >= 2
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--speaker", "1=Bob"], "--speaker 1=Bob: there is no input 1 (this session has input 0; each file is one input"),
+        (["--speaker", "0=Ann", "--speaker", "0=Bob"], "--speaker '0=Bob': input 0 is already named 'Ann'"),
+        (["--csv", ""], "--csv: empty path"),
+    ],
+)
+def test_monitor_options_that_would_be_silently_ignored_are_errors(tmp_path, random_checkpoint, args, message):
+    r = run_emomon("replay", str(write_wav(tmp_path / "a.wav", tone(1.0))), "--model", str(random_checkpoint), *args,
+                   cwd=tmp_path)
+    lines = error_lines(r.stderr)
+    assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+    assert not (tmp_path / "sessions").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("duration", ["0", "-5"])
+def test_live_duration_must_be_positive(tmp_path, random_checkpoint, duration):
+    r = run_emomon("live", "--duration", duration, "--model", str(random_checkpoint), "--csv", str(tmp_path / "l.csv"))
+    lines = error_lines(r.stderr)
+    assert r.returncode == 2 and len(lines) == 1 and "--duration: must be a positive number of seconds" in lines[0]
+
+
 def test_a_disk_full_at_the_header_leaves_no_file_to_block_a_retry(tmp_path, monkeypatch):
     import errno
 

@@ -146,6 +146,7 @@ def run(*args):
         (["info", "/nonexistent/ckpt"], 4, "checkpoint not found"),
         (["eval", "en-tiny", "--corpus", "ravdess", "--path", "/nonexistent"], 3, "RAVDESS corpus not found"),
         (["eval", "en-tiny", "--corpus", "ravdess"], 2, "--corpus needs --path"),
+        (["ensemble", "/tmp/never-written", "en-tiny"], 2, "give two or more checkpoints"),
     ],
 )
 def test_errors_are_one_line_with_documented_codes(args, code, message):

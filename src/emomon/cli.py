@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from emomon import __version__
-from emomon.errors import EmomonError
+from emomon.errors import ConfigError, EmomonError
 
 logger = logging.getLogger("emomon")
 
@@ -83,7 +83,6 @@ def _parse_speakers(spec: str | None) -> tuple[str, ...]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from emomon.errors import ConfigError
     from emomon.models.checkpoint import load_checkpoint
     from emomon.config import SourceConfig, load_config
     from emomon.models.evaluation import MODES, evaluate_checkpoint
@@ -132,7 +131,6 @@ def _runtime_config(args: argparse.Namespace):
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from emomon.errors import ConfigError
     from emomon.monitor.app import MonitorOptions, parse_speaker_names, run_monitor, sample_recording
 
     files = [Path(f) for f in args.files]
@@ -141,7 +139,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not files:
         raise ConfigError("give a recording to replay (or --sample for the bundled one)")
     opts = MonitorOptions(files=files, realtime=args.realtime, split_channels=args.split_channels,
-                          speakers=parse_speaker_names(args.speaker or []), csv=Path(args.csv) if args.csv else None,
+                          speakers=parse_speaker_names(args.speaker or []), csv=_csv_path(args.csv),
                           printer=not args.quiet_lines, save_audio=args.save_audio, dashboard=args.dashboard)
     cfg = _runtime_config(args)
     if args.as_live:
@@ -149,11 +147,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return run_monitor(cfg, opts, live=False)
 
 
+def _csv_path(arg: str | None) -> Path | None:
+    """``--csv``: None (not given) means the default name; an empty or blank path is a mistake, not the default."""
+    if arg is None:
+        return None
+    if not arg.strip():
+        raise ConfigError("--csv: empty path; give a file name, or leave --csv out for sessions/<date>_<time>.csv")
+    return Path(arg)
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     from emomon.monitor.app import MonitorOptions, parse_speaker_names, run_monitor
 
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError(f"--duration: must be a positive number of seconds, got {args.duration:g}")
     opts = MonitorOptions(devices=list(args.input or []), speakers=parse_speaker_names(args.speaker or []),
-                          csv=Path(args.csv) if args.csv else None, printer=not args.quiet_lines, duration=args.duration,
+                          csv=_csv_path(args.csv), printer=not args.quiet_lines, duration=args.duration,
                           save_audio=args.save_audio, dashboard=sys.stdout.isatty() and not args.no_dashboard)
     return run_monitor(_runtime_config(args), opts, live=True)
 
@@ -185,6 +194,8 @@ def _add_monitor_options(p: argparse.ArgumentParser) -> None:
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from emomon.models.checkpoint import save_ensemble
 
+    if len(args.checkpoints) < 2:  # a command-line mistake, caught before any checkpoint is read
+        raise ConfigError(f"emomon ensemble OUT A B [...]: give two or more checkpoints to join (got {len(args.checkpoints)})")
     out = save_ensemble(Path(args.out), args.checkpoints)
     print(f"ensemble of {len(args.checkpoints)} checkpoints written to {out}")
     return 0
