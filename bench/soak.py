@@ -3,8 +3,9 @@
     python bench/soak.py [--hours 2] [--model en-tiny]
 
 The stream is the bundled sample conversation repeated (generated on the fly, never held whole), fed as fast as the
-pipeline takes it (back-pressure, no drops). Every 30 s of wall time it samples the process's resident memory and
-the queue depth; it prints them at the start, the middle and the end, and the growth.
+pipeline takes it (back-pressure, no drops) and read as live (running speaker baselines, one speed). Every 30 s of
+wall time it samples the process's resident memory and the queue depth; it prints them at the start, the middle and
+the end, and the growth.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ def main() -> int:
     from emomon.monitor.sinks import CsvSink
 
     cfg = load_config("en-tiny")
-    cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=args.model))
+    # the stream stands in for a long live session, so it is read as live: running speaker baselines, one speed (a
+    # full-speed replay's first pass over the whole recording has no file to read here, and no live session has it)
+    cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=args.model),
+                              replay=dataclasses.replace(cfg.replay, baseline="running", tta_speeds=()))
     audio = load_audio(sample_recording())
     session = Session(cfg, [LoopSource(audio, args.hours * 3600)], live=False)
     session.load()
