@@ -174,6 +174,22 @@ def test_eval_leaves_out_rows_whose_audio_cannot_be_read(tmp_path, speech_factor
     assert r.returncode == 3 and "emomon: error: nothing to evaluate" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_train_refuses_an_unusable_output_before_any_work(tmp_path):
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / "config.json").write_text("{}")  # a checkpoint from an earlier run
+    r = run("train", "en-tiny", "--out", str(done), "--data-root", str(tmp_path / "no-data"))
+    assert r.returncode == 6 and "already holds a checkpoint; choose another --out, or --overwrite" in r.stderr
+    assert (done / "config.json").read_text() == "{}"
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = run("train", "en-tiny", "--out", str(afile / "sub"), "--data-root", str(tmp_path / "no-data"))
+    assert r.returncode == 6 and "is not a writable folder" in r.stderr and "Traceback" not in r.stderr
+    # --overwrite gets past the check, to the next problem (here: no corpora)
+    r = run("train", "en-tiny", "--out", str(done), "--overwrite", "--data-root", str(tmp_path / "no-data"))
+    assert r.returncode == 3 and "corpus not found" in r.stderr
+
+
 def test_unknown_key_in_a_user_preset(tmp_path):
     p = tmp_path / "x.toml"
     p.write_text("[model]\nlayerz = 2\n")

@@ -38,6 +38,20 @@ def _setup_logging(verbosity: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- train / eval
+def _check_training_output(out: Path, *, overwrite: bool) -> None:
+    """Before any feature extraction or epoch: the checkpoint folder can be written, and a trained checkpoint there is
+    replaced only when asked (training can take hours; losing one, or learning of a bad path at the end, is costly)."""
+    from emomon.errors import OutputError
+
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"cannot write the checkpoint to {out}: it is a file, not a folder")
+    if (out / "config.json").exists() and not overwrite:
+        raise OutputError(f"{out} already holds a checkpoint; choose another --out, or --overwrite to replace it")
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write the checkpoint to {out}: {existing} is not a writable folder")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -51,6 +65,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.epochs:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_epochs=args.epochs))
     out = Path(args.out or f"runs/{cfg.name}")
+    _check_training_output(out, overwrite=args.overwrite)
     result = train(cfg, out, store=FeatureStore(Path(args.cache)) if args.cache else None, device=args.device)
     if result.soup_epochs:
         print(f"soup of epochs {', '.join(map(str, result.soup_epochs))}: validation accuracy {result.best_val:.4f}")
@@ -251,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model from a TOML preset")
     t.add_argument("config", help="preset name (e.g. en-tiny) or path to a .toml file")
     t.add_argument("--out", help="checkpoint directory (default runs/<preset name>)")
+    t.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
     t.add_argument("--data-root", help="folder the preset's corpora live in (default: data.root, or $EMOMON_DATA)")
     t.add_argument("--epochs", type=int, help="override train.max_epochs")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override train.device")
