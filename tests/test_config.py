@@ -60,6 +60,8 @@ def test_unreadable_configs_are_config_errors(tmp_path):
         load_config(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="unknown preset"):
         load_config("no-such-preset")
+    with pytest.raises(ConfigError, match="is a folder; give a .toml file"):
+        load_config(tmp_path)
     binary = tmp_path / "bin.toml"
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ConfigError):
@@ -92,7 +94,7 @@ def test_extends_in_a_file_merges_tables_and_replaces_lists(tmp_path):
     assert cfg.data.augment_copies == tiny.data.augment_copies and cfg.base_dir == str(tmp_path)
 
 
-@pytest.mark.parametrize("value, message", [('"nope"', "unknown preset 'nope'"), ("3", "extends: expected the name of a preset"),
+@pytest.mark.parametrize("value, message", [('"nope"', "bad.toml: extends = 'nope' is not a preset; presets: en-mpnet"), ("3", "extends: expected the name of a preset"),
                                             ('"other.toml"', "extends: expected the name of a preset")])
 def test_bad_extends_is_a_config_error(tmp_path, value, message):
     f = tmp_path / "bad.toml"

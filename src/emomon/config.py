@@ -467,6 +467,8 @@ def _read_document(name_or_path: str | Path, chain: tuple[str, ...]) -> tuple[di
     """The parsed TOML of a preset or file with its ``extends`` resolved, and the directory paths are relative to."""
     text_path = Path(name_or_path).expanduser()
     if text_path.suffix == ".toml" or text_path.exists() or "/" in str(name_or_path):
+        if text_path.is_dir():
+            raise ConfigError(f"config {text_path} is a folder; give a .toml file or a preset name")
         if not text_path.is_file():
             raise ConfigError(f"config file not found: {text_path}")
         try:
@@ -493,6 +495,8 @@ def _read_document(name_or_path: str | Path, chain: tuple[str, ...]) -> tuple[di
         raise ConfigError(f"extends: expected the name of a preset ({', '.join(preset_names())}), got {parent!r}")
     if parent in chain:
         raise ConfigError(f"extends: preset {parent!r} extends itself ({' -> '.join((*chain, parent))})")
+    if not resources.files("emomon.configs").joinpath(f"{parent}.toml").is_file():
+        raise ConfigError(f"{label}: extends = {parent!r} is not a preset; presets: {', '.join(preset_names())}")
     base, _ = _read_document(parent, (*chain, parent))
     return _merge_tables(base, data), base_dir
 
