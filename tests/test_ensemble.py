@@ -151,4 +151,5 @@ def test_cli_joins_and_describes_an_ensemble(tmp_path, cfg):
     both = sum(int(json.loads((p / "config.json").read_text())["weights"]["parameters"]) for p in (a, b))
     assert f"parameters {both}," in info.stdout
     bad = run_emomon("ensemble", str(tmp_path / "x"), str(a))
-    assert bad.returncode != 0 and bad.stderr.strip().splitlines() == ["emomon: error: an ensemble needs two or more checkpoints"]
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "emomon: error: emomon ensemble OUT A B [...]: give two or more checkpoints to join (got 1)"]
