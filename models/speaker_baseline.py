@@ -155,15 +155,22 @@ def _claim(bank, options: SpeakerBaselineOptions) -> None:
         bank.offsets_owner = options
 
 
-def stream_offsets(bank, keys, options: SpeakerBaselineOptions) -> None:
-    """Offsets for evaluation: each speaker's keys streamed in a fixed order (by key) through a running baseline, as
-    the live monitor would hear them. Keys that already have an offset from these options are left alone."""
+def stream_offsets(bank, keys, options: SpeakerBaselineOptions, order_seed: int | None = None, by_key: bool = True) -> None:
+    """Offsets for evaluation: each speaker's keys streamed through a running baseline, as the live monitor would hear
+    them. The order is fixed (by key, so the same for every run and machine; ``by_key=False``: as ``keys`` lists
+    them) or, with ``order_seed``, a random permutation of that: a clip's offset depends on which clips came before
+    it, so an accuracy read this way is one draw over orders (``bench/stream_order.py`` measures the spread). Keys
+    that already have an offset from these options are left alone."""
     import hashlib
 
     _claim(bank, options)
     todo = [k for k in dict.fromkeys(keys) if k and k not in bank.offsets]
+    rng = np.random.default_rng(order_seed) if order_seed is not None else None
     for speaker, group in _by_speaker(bank, todo).items():
-        group.sort(key=lambda k: hashlib.sha1(k.encode()).hexdigest())
+        if by_key:
+            group.sort(key=lambda k: hashlib.sha1(k.encode()).hexdigest())
+        if rng is not None:
+            group = [group[i] for i in rng.permutation(len(group))]
         running = SpeakerBaseline(options)
         for k in group:
             m = bank.utterance_mean(k)

@@ -101,6 +101,28 @@ def test_stream_offsets_match_the_live_running_baseline():
     assert len(bank.offsets) == 3
 
 
+def test_stream_offsets_in_another_order_read_each_clip_against_the_clips_before_it():
+    import hashlib
+
+    rng = np.random.default_rng(5)
+    bank = _bank(rng)
+    keys = sorted(bank.speech)
+    opts = fit_population(bank, keys, 3.0)
+    stream_offsets(bank, keys, opts, order_seed=7)
+    shuffled = dict(bank.offsets)
+    # the same permutation, replayed through SpeakerBaseline
+    order = np.random.default_rng(7)
+    live = SpeakerBaseline(opts)
+    for s in ("s1", "s2"):
+        group = sorted([k for k in keys if k.startswith(s)], key=lambda k: hashlib.sha1(k.encode()).hexdigest())
+        for k in [group[i] for i in order.permutation(len(group))]:
+            x = bank.speech[k].astype(np.float32)
+            np.testing.assert_allclose(bank.speech_frames(k), live.normalise(s, x), atol=1e-4)
+    bank.offsets.clear()
+    stream_offsets(bank, keys, opts)  # the fixed order: a clip heard at another point gets another offset
+    assert any(not np.allclose(shuffled[k], bank.offsets[k], atol=1e-4) for k in keys)
+
+
 def test_session_offsets_use_each_speakers_whole_mean():
     rng = np.random.default_rng(4)
     bank = _bank(rng)
