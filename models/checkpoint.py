@@ -311,53 +311,73 @@ def save_ensemble(directory: str | Path, members: list[str | Path]) -> Path:
     The members must share the architecture and its settings, the classes, the encoders (same fingerprints and
     widths, the same tuned text layers) and the speaker baseline options: at run time one pass of each encoder and
     one speaker baseline serve them all. Each member is loaded and validated first; the first member's files and
-    config become the checkpoint's own, and every other member's weights are copied in as ``member-<i>.safetensors``."""
+    config become the checkpoint's own, and every other member's weights are copied in as ``member-<i>.safetensors``.
+    A checkpoint that is already an ensemble stands for its trainings, in their order, so an ensemble can grow
+    (``emomon ensemble OUT en-tiny runs/new``); one training given twice is refused."""
     if len(members) < 2:
         raise ModelError("an ensemble needs two or more checkpoints")
     from emomon.models.ensemble import EnsembleModel
 
     directory = Path(directory)
-    loaded = []  # (checkpoint, its config.json document), each read and verified once
+    # One record per training: (what it came from, its checkpoint, its config.json entry: the document itself for a
+    # single training, or an ensemble's own first member / one of its "ensemble" entries).
+    records: list[tuple[str, Checkpoint, dict]] = []
     for m in members:
         ckpt = load_checkpoint(m)
-        if isinstance(ckpt.model, EnsembleModel):
-            raise ModelError(f"{ckpt.path} is already an ensemble: give its trainings one by one")
         if directory.exists() and directory.resolve() == ckpt.path.resolve():
             raise ModelError(f"the ensemble cannot be written over its member {ckpt.path}")
-        loaded.append((ckpt, read_checkpoint_config(ckpt.path)[1]))
+        doc = read_checkpoint_config(ckpt.path)[1]
+        if isinstance(ckpt.model, EnsembleModel):
+            meta = doc.get("metadata") or {}
+            sources = meta.get("ensemble_of") or []
+            first_source = str(sources[0]) if sources else f"{m} (first member)"
+            records.append((first_source, ckpt, {**doc, "metadata": meta.get("first_member") or {}}))
+            records += [(str(entry.get("source") or f"{m} (member {i})"), ckpt, entry) for i, entry in enumerate(doc["ensemble"], start=1)]
+        else:
+            records.append((str(m), ckpt, doc))
+    seen: dict[str, str] = {}
+    for source, _, entry in records:
+        sha = str(entry["weights"]["sha256"])
+        if sha in seen:
+            raise ModelError(f"{source} and {seen[sha]} are the same training (identical weights); give each training once")
+        seen[sha] = source
 
     def shared(ckpt: Checkpoint, doc: dict) -> tuple:
         """What members must have in common; the tuned text layers by the SHA-256 that loading just verified."""
         return ckpt.config.model, ckpt.config.classes, ckpt.dims, ckpt.fingerprints, (doc.get("text_layers") or {}).get("sha256")
 
-    (first, doc), others = loaded[0], loaded[1:]
-    for ckpt, member_doc in others:
-        if shared(ckpt, member_doc) != shared(first, doc):
+    first_source, first, first_entry = records[0]
+    first_doc = read_checkpoint_config(first.path)[1]
+    for source, ckpt, _ in records[1:]:
+        if ckpt is first:
+            continue
+        if shared(ckpt, read_checkpoint_config(ckpt.path)[1]) != shared(first, first_doc):
             raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their model settings, classes or encoders differ")
         if not _same_baseline(ckpt.model.speaker_baseline, first.model.speaker_baseline):
             raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their speaker baseline options differ")
 
+    doc = {k: v for k, v in first_entry.items() if k not in ("ensemble", "source")}
     entries = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(directory / WEIGHTS_FILE, _weights_path(first.path, doc).read_bytes())
+        _atomic_write(directory / WEIGHTS_FILE, _weights_path(first.path, first_entry).read_bytes())
         if first.text_layers:
             _atomic_write(directory / first.text_layers.name, first.text_layers.read_bytes())
-        for i, (ckpt, member_doc) in enumerate(others, start=1):
+        for i, (source, ckpt, entry) in enumerate(records[1:], start=1):
             file = f"member-{i}.safetensors"
-            _atomic_write(directory / file, _weights_path(ckpt.path, member_doc).read_bytes())
+            _atomic_write(directory / file, _weights_path(ckpt.path, entry).read_bytes())
             entries.append({
-                "source": str(members[i]),
-                "config": member_doc["config"],
-                "scaler": member_doc["scaler"],
-                **({"speaker_baseline": member_doc["speaker_baseline"]} if "speaker_baseline" in member_doc else {}),
-                "weights": {**member_doc["weights"], "file": file},
-                "metadata": member_doc.get("metadata") or {},
+                "source": source,
+                "config": entry["config"],
+                "scaler": entry["scaler"],
+                **({"speaker_baseline": entry["speaker_baseline"]} if "speaker_baseline" in entry else {}),
+                "weights": {**entry["weights"], "file": file},
+                "metadata": entry.get("metadata") or {},
             })
         doc.update(format_version=ENSEMBLE_FORMAT_VERSION, emomon_version=__version__, ensemble=entries,
                    weights={**doc["weights"], "file": WEIGHTS_FILE},
                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        doc["metadata"] = {"ensemble_of": [str(m) for m in members], "first_member": doc.get("metadata") or {}}
+        doc["metadata"] = {"ensemble_of": [source for source, _, _ in records], "first_member": first_entry.get("metadata") or {}}
         _atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())
     except OSError as exc:
         from emomon.errors import OutputError

@@ -232,6 +232,61 @@ def load_tuning_head(layers: Path, classes) -> tuple[torch.Tensor, torch.Tensor]
     return weight, bias
 
 
+def adopt_tuned_text(cfg: EmomonConfig, out_path: Path | None = None, *, cache_dir: Path | None = None) -> Path:
+    """The tuned layers of the checkpoint ``encoders.text.tuned_from`` instead of a tuning of their own, so that a new
+    training reads the very text encoder of that checkpoint (tuning again is not bit-reproducible on CPU threads) and
+    can join its ensemble. With ``train.text_branch_from_tuning`` the tuning's head is recovered too: the checkpoint's
+    (first member's) text branch is that head carried into its scaled space, ``W' = W * std``, ``b' = b + W mean``
+    (:meth:`~emomon.models.branches.BranchHeads.set_text_head`), so ``W = W' / std`` and ``b = b' - W mean``. The
+    layers (with the head beside them, as :func:`tuning_head_file` names it) are written to ``out_path``, or to
+    ``cache_dir``; returns the layers' path. Errors are one-line ConfigErrors or ModelErrors."""
+    from safetensors.torch import save
+
+    from emomon.errors import ConfigError
+    from emomon.models.checkpoint import load_checkpoint
+    from emomon.models.ensemble import EnsembleModel
+    from emomon.models.features import default_cache_root
+
+    source = cfg.encoders.text.tuned_from
+    ckpt = load_checkpoint(source)
+    own, theirs = cfg.encoders.text, ckpt.config.encoders.text
+    if ckpt.text_layers is None:
+        raise ConfigError(f"encoders.text.tuned_from: {source} has no tuned text layers to take")
+    for key in ("name", "layer", "max_tokens", "tune_layers"):
+        if getattr(own, key) != getattr(theirs, key):
+            raise ConfigError(f"encoders.text.tuned_from: {source} has encoders.text.{key} = {getattr(theirs, key)!r}, "
+                              f"this preset {getattr(own, key)!r}")
+    blob = ckpt.text_layers.read_bytes()
+    layers_sha = hashlib.sha256(blob).hexdigest()
+    head_blob = None
+    if cfg.train.text_branch_from_tuning:
+        first = ckpt.model.members[0] if isinstance(ckpt.model, EnsembleModel) else ckpt.model
+        branches = getattr(first, "branches", None)
+        if branches is None or not ckpt.config.train.text_branch_from_tuning:
+            raise ConfigError(f"encoders.text.tuned_from: {source}'s text branch is not its text tuning's head "
+                              "(it was not trained with train.text_branch_from_tuning), so there is no head to take")
+        if ckpt.classes != cfg.classes:
+            raise ConfigError(f"encoders.text.tuned_from: {source} has classes {','.join(ckpt.classes)}, this preset {','.join(cfg.classes)}")
+        linear = branches.text_head[1]
+        with torch.no_grad():
+            weight = (linear.weight.float() / first.text_std.float()[None]).cpu()
+            bias = (linear.bias.float() - weight @ first.text_mean.float().cpu()).cpu()
+        head_blob = save({"weight": weight.contiguous(), "bias": bias.contiguous()},
+                         metadata={"format": "emomon-text-tuning-head", "layers_sha256": layers_sha,
+                                   "classes": ",".join(cfg.classes), "recovered_from": str(ckpt.path)})
+    if out_path is None:
+        out_path = (Path(cache_dir) if cache_dir else default_cache_root().parent / "tuned") / f"text-from-{layers_sha[:16]}.safetensors"
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    for path, data in ((tuning_head_file(out_path), head_blob), (out_path, blob)):
+        if data is not None:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+    logger.info("text encoder: tuned layers%s taken from %s", " and the tuning's head" if head_blob else "", ckpt.path)
+    return out_path
+
+
 def learning_rate_schedule(opt, kind: str, total_steps: int, warmup: float = 0.06):
     """``constant``, or ``linear``: a linear warm-up over the first ``warmup`` of the steps (multiplied by the decay
     line, so it peaks at 1.0 at the warm-up's end), then a linear decay to 0 at ``total_steps``. That is the usual

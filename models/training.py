@@ -115,10 +115,14 @@ def prepare_data(cfg: EmomonConfig, *, store: FeatureStore | None = None, device
         logger.info("source %s: %d train, %d val, %d test items", s.name, counts["train"], counts["val"], counts["test"])
     text_layers = None
     if cfg.encoders.text.tune_layers:
-        from emomon.models.text_tuning import TUNED_TEXT_FILE, tune_text_encoder
+        from emomon.models.text_tuning import TUNED_TEXT_FILE, adopt_tuned_text, tune_text_encoder
 
-        text_layers = tune_text_encoder(cfg, sources, Path(work_dir) / TUNED_TEXT_FILE if work_dir is not None else None,
-                                        device=device, cache_dir=store.root.parent / "tuned" if store else None)
+        out = Path(work_dir) / TUNED_TEXT_FILE if work_dir is not None else None
+        cache = store.root.parent / "tuned" if store else None
+        if cfg.encoders.text.tuned_from:
+            text_layers = adopt_tuned_text(cfg, out, cache_dir=cache)
+        else:
+            text_layers = tune_text_encoder(cfg, sources, out, device=device, cache_dir=cache)
     builder = FeatureBuilder(cfg, store, device=device, text_layers=text_layers)
     if word_times is None:
         word_times = bool(getattr(model_class(cfg.model.arch), "uses_word_times", False))

@@ -134,6 +134,37 @@ def test_fine_tuning_starts_from_a_checkpoint_on_clips_cut_like_the_monitor(tmp_
     assert r.returncode == 4 and "init_from: no weight" in r.stderr and "Traceback" not in r.stderr
 
 
+@requires_espeak
+def test_a_training_can_read_the_shipped_text_encoder_and_head_to_join_its_ensembles(tmp_path, manifest, capsys):
+    """encoders.text.tuned_from: no tuning of its own (it would not be bit-identical), the shipped MiniLM layers and
+    MELD head instead, so trainings made this way share one text encoder and can be joined."""
+    from emomon.models.checkpoint import load_checkpoint
+
+    preset = tiny_preset(manifest, train="max_epochs = 1\nepoch_size = 32\nlr = 1e-3\ntext_branch_from_tuning = true\n{seed}",
+                         data="augment_copies = 0")
+    preset = preset.replace('classes = ["angry", "happy", "neutral", "sad"]\n', "").replace(
+        "[model]\n", "[model]\nbranch_heads = true\n").replace(
+        "[encoders.speech]", '[encoders.text]\ntune_layers = 6\ntuned_from = "en-tiny"\n[encoders.speech]')
+    for name, seed in (("a", 0), ("b", 1)):
+        (tmp_path / f"{name}.toml").write_text(preset.format(seed=f"seed = {seed}"))
+        assert main(["train", str(tmp_path / f"{name}.toml"), "--out", str(tmp_path / name)]) == 0
+    logged = "".join(capsys.readouterr())
+    assert "tuning text encoder" not in logged and "tuned layers and the tuning's head taken from" in logged
+    shipped = load_checkpoint("en-tiny")
+    a = load_checkpoint(tmp_path / "a")
+    assert a.text_layers.read_bytes() == shipped.text_layers.read_bytes()
+    # the frozen text branch is the shipped members' head: the same function of the raw token states
+    def raw_head(model):  # the branch's weights over the raw (unscaled) mean token state
+        lin = model.branches.text_head[1]
+        weight = lin.weight / model.text_std[None]
+        return weight, lin.bias - weight @ model.text_mean
+
+    (w, b), (ref_w, ref_b) = raw_head(a.model), raw_head(shipped.model.members[0])
+    assert not torch.allclose(a.model.text_std, shipped.model.members[0].text_std)  # carried through its own scaler
+    assert torch.allclose(w, ref_w, atol=1e-6) and torch.allclose(b, ref_b, atol=1e-5)
+    assert main(["ensemble", str(tmp_path / "ab"), str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+
+
 def run(*args):
     return subprocess.run([sys.executable, "-m", "emomon", *args], capture_output=True, text=True, timeout=300)
 

@@ -123,15 +123,43 @@ def test_members_that_cannot_share_encoders_and_baselines_are_refused(tmp_path, 
     assert not (tmp_path / "ab" / "config.json").exists()
 
 
-def test_one_member_an_ensemble_member_or_its_own_member_as_output_are_refused(tmp_path, cfg):
+def test_one_member_a_training_given_twice_or_its_own_member_as_output_are_refused(tmp_path, cfg):
     a, b = member(tmp_path, cfg, 0, "a"), member(tmp_path, cfg, 1, "b")
     with pytest.raises(ModelError, match="two or more"):
         save_ensemble(tmp_path / "x", [a])
     ab = save_ensemble(tmp_path / "ab", [a, b])
-    with pytest.raises(ModelError, match="already an ensemble"):
-        save_ensemble(tmp_path / "y", [ab, a])
+    with pytest.raises(ModelError, match="are the same training"):
+        save_ensemble(tmp_path / "y", [ab, a])  # the ensemble already holds a
+    with pytest.raises(ModelError, match="are the same training"):
+        save_ensemble(tmp_path / "y", [a, a])
+    assert not (tmp_path / "y").exists()
     with pytest.raises(ModelError, match="cannot be written over its member"):
         save_ensemble(a, [a, b])
+    with pytest.raises(ModelError, match="cannot be written over its member"):
+        save_ensemble(ab, [ab, member(tmp_path, cfg, 2, "c")])
+
+
+def test_an_ensemble_grows_by_new_trainings_and_equals_one_joined_from_scratch(tmp_path, cfg):
+    a, b, c, d = (member(tmp_path, cfg, s, n) for s, n in ((0, "a"), (1, "b"), (2, "c"), (3, "d")))
+    abc = save_ensemble(tmp_path / "abc", [a, b, c])
+    grown = save_ensemble(tmp_path / "grown", [abc, d])
+    fresh = save_ensemble(tmp_path / "fresh", [a, b, c, d])
+    text, speech = batch(1)
+    got, want = (outputs(load_checkpoint(p).model, text, speech) for p in (grown, fresh))
+    assert len(load_checkpoint(grown).model.members) == 4
+    assert torch.allclose(got.probs, want.probs, atol=1e-6)
+    doc = json.loads((grown / "config.json").read_text())
+    # each training keeps its own origin and metadata, whether it came alone or inside an ensemble
+    assert doc["metadata"]["ensemble_of"] == [str(a), str(b), str(c), str(d)]
+    assert doc["metadata"]["first_member"]["who"] == "a"
+    assert [e["metadata"]["who"] for e in doc["ensemble"]] == ["b", "c", "d"]
+    assert [e["source"] for e in doc["ensemble"]] == [str(b), str(c), str(d)]
+    for i, name in enumerate(("b", "c", "d"), start=1):
+        assert (grown / f"member-{i}.safetensors").read_bytes() == (tmp_path / name / "model.safetensors").read_bytes()
+    # a new training can also come first: the ensemble's trainings follow it in their order
+    first = json.loads((save_ensemble(tmp_path / "dabc", [d, abc]) / "config.json").read_text())
+    assert first["metadata"]["ensemble_of"] == [str(d), str(a), str(b), str(c)]
+    assert first["metadata"]["first_member"]["who"] == "d"
 
 
 def test_training_cannot_start_from_an_ensemble(tmp_path, cfg):

@@ -257,3 +257,61 @@ def test_tune_seed_lets_runs_with_another_training_seed_share_one_tuning(tiny_be
     own = tune_text_encoder(reseeded(_cfg(tiny_bert), 1), _sources(), cache_dir=cache)  # tune_seed -1: train.seed's own
     assert own != first and not any("taken from" in r.message for r in caplog.records)
     assert len(list(cache.glob("text-*.head.safetensors"))) == 2
+
+
+def _tuned(cfg, **text):
+    return dataclasses.replace(cfg, encoders=dataclasses.replace(cfg.encoders, text=dataclasses.replace(cfg.encoders.text, **text)))
+
+
+def test_a_new_training_takes_a_checkpoints_tuned_layers_and_head_and_joins_its_ensemble(tmp_path):
+    from conftest import hand_built_training_data
+    from emomon.models.checkpoint import load_checkpoint, save_ensemble
+    from emomon.models.text_tuning import adopt_tuned_text
+    from emomon.models.training import train
+
+    cfg, data = hand_built_training_data()
+    cfg = dataclasses.replace(_tuned(cfg, tune_layers=1), train=dataclasses.replace(cfg.train, lr=1e-2, text_branch_from_tuning=True))
+    layers, weight, bias = _fake_tuning(tmp_path, cfg.classes, data.text_dim)
+    train(cfg, tmp_path / "a", data=dataclasses.replace(data, text_layers=layers), evaluate_test=False)
+    assert load_checkpoint(tmp_path / "a").model.text_std.std() > 0.01  # the head was carried through a real scaler
+
+    # a second training, another seed, reads the first one's layers and recovers the head it was given
+    second = dataclasses.replace(_tuned(cfg, tuned_from=str(tmp_path / "a")), train=dataclasses.replace(cfg.train, seed=1))
+    adopted = adopt_tuned_text(second, tmp_path / "b-work" / TUNED_TEXT_FILE)
+    assert adopted == tmp_path / "b-work" / TUNED_TEXT_FILE and adopted.read_bytes() == layers.read_bytes()
+    got_w, got_b = load_tuning_head(adopted, cfg.classes)
+    assert torch.allclose(got_w, weight, rtol=1e-5, atol=1e-6) and torch.allclose(got_b, bias, rtol=1e-5, atol=1e-5)
+    train(second, tmp_path / "b", data=dataclasses.replace(data, text_layers=adopted), evaluate_test=False)
+    ab = save_ensemble(tmp_path / "ab", [tmp_path / "a", tmp_path / "b"])  # one text encoder: they can join
+
+    # from an ensemble (its first training's branch), into the cache when no output is named
+    again = adopt_tuned_text(_tuned(second, tuned_from=str(ab)), cache_dir=tmp_path / "cache")
+    assert again.parent == tmp_path / "cache" and again.read_bytes() == layers.read_bytes()
+    assert torch.allclose(load_tuning_head(again, cfg.classes)[0], weight, rtol=1e-5, atol=1e-6)
+
+
+def test_taking_the_tuned_text_encoder_from_an_unsuitable_checkpoint_is_one_clear_error(tmp_path):
+    from conftest import hand_built_training_data
+    from emomon.config import config_from_dict
+    from emomon.errors import ConfigError
+    from emomon.models.text_tuning import adopt_tuned_text
+    from emomon.models.training import train
+
+    with pytest.raises(ConfigError, match="encoders.text.tuned_from: needs encoders.text.tune_layers > 0"):
+        config_from_dict({"encoders": {"text": {"tuned_from": "en-tiny"}}})
+    cfg, data = hand_built_training_data()
+    tuned = _tuned(cfg, tune_layers=1)
+    layers, _, _ = _fake_tuning(tmp_path, cfg.classes, data.text_dim)
+    train(tuned, tmp_path / "plain", data=dataclasses.replace(data, text_layers=layers), evaluate_test=False)  # a branch of its own
+    want_head = dataclasses.replace(tuned, train=dataclasses.replace(cfg.train, text_branch_from_tuning=True))
+    with pytest.raises(ConfigError, match="text branch is not its text tuning's head"):
+        adopt_tuned_text(_tuned(want_head, tuned_from=str(tmp_path / "plain")), tmp_path / "x" / TUNED_TEXT_FILE)
+    # without the head, the layers alone can be taken
+    assert adopt_tuned_text(_tuned(tuned, tuned_from=str(tmp_path / "plain")), tmp_path / "y" / TUNED_TEXT_FILE).read_bytes() == layers.read_bytes()
+    with pytest.raises(ConfigError, match="has encoders.text.tune_layers = 1, this preset 2"):
+        adopt_tuned_text(_tuned(tuned, tuned_from=str(tmp_path / "plain"), tune_layers=2), tmp_path / "z" / TUNED_TEXT_FILE)
+    train(cfg, tmp_path / "frozen", data=data, evaluate_test=False)  # a frozen text encoder: nothing to take
+    with pytest.raises(ConfigError, match="has no tuned text layers"):
+        adopt_tuned_text(_tuned(tuned, tuned_from=str(tmp_path / "frozen")), tmp_path / "w" / TUNED_TEXT_FILE)
+    with pytest.raises(ModelError, match="no-such-run"):
+        adopt_tuned_text(_tuned(tuned, tuned_from=str(tmp_path / "no-such-run")), tmp_path / "v" / TUNED_TEXT_FILE)

@@ -60,6 +60,12 @@ class TextEncoderConfig:
         -1, lo=-1, hi=2**31 - 1,
         doc="random seed of that fine-tuning (-1 = train.seed); lets runs that differ in train.seed share one tuning and its cached features",
     )
+    tuned_from: str = _opt(
+        "", doc="take the tuned layers (and, for train.text_branch_from_tuning, the tuning's head) from this checkpoint (a "
+                "shipped name or a directory) instead of tuning again, so the new training can join that checkpoint's "
+                "ensemble: tuning is not bit-reproducible on CPU threads, and members must share one text encoder "
+                "('' = tune)",
+    )
 
 
 @dataclass(frozen=True)
@@ -430,6 +436,8 @@ def _validate(cfg: EmomonConfig) -> None:
         raise ConfigError("encoders.speech.layers: name at least one layer")
     if cfg.train.text_branch_from_tuning and not (m.branch_heads and cfg.encoders.text.tune_layers):
         raise ConfigError("train.text_branch_from_tuning: needs model.branch_heads = true and encoders.text.tune_layers > 0")
+    if cfg.encoders.text.tuned_from and not cfg.encoders.text.tune_layers:
+        raise ConfigError("encoders.text.tuned_from: needs encoders.text.tune_layers > 0 (a frozen encoder has no tuned layers to take)")
     if cfg.train.keep == "last" and cfg.train.soup > 1:
         raise ConfigError("train.soup: a soup is chosen on validation, so it needs train.keep = \"best\"")
     if cfg.train.average_epochs:
