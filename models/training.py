@@ -203,10 +203,14 @@ class TrainResult:
 
 
 def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None = None, device: str | None = None,
-          data: PreparedData | None = None, evaluate_test: bool = True) -> TrainResult:
+          data: PreparedData | None = None, evaluate_test: bool = True, resume: bool = False) -> TrainResult:
     """Build features (or use ``data``), train ``cfg.model.arch`` with early stopping, keep the best checkpoint
     (``train.keep = "last"``: exactly ``max_epochs``, keep the last),
-    evaluate on the test splits (``evaluate_test=False`` leaves that to the caller, e.g. a benchmark with its own)."""
+    evaluate on the test splits (``evaluate_test=False`` leaves that to the caller, e.g. a benchmark with its own).
+    After every epoch the loop's state is kept in ``out_dir`` (``models/resume.py``); ``resume=True`` continues an
+    interrupted run from it."""
+    from emomon.models.resume import LoopState, clear_training_state, load_training_state, save_training_state
+
     out_dir = Path(out_dir)
     dev = pick_device(device or cfg.train.device)
     torch.manual_seed(cfg.train.seed)
@@ -256,10 +260,10 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
 
     # fp16 autocast (CUDA without bf16) needs loss scaling; bf16 and CPU do not.
     grad_scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and not torch.cuda.is_bf16_supported())
-    best, best_epoch, bad, history = -1.0, -1, 0, []
-    ranked: list[tuple[float, int, dict]] = []  # the train.soup best epochs' weights, best first
-    averaged: list[dict] = []  # train.average_epochs: those epochs' weights, averaged after the last epoch
-    for epoch in range(cfg.train.max_epochs):
+    # loop.ranked: the train.soup best epochs' weights, best first; loop.averaged: the train.average_epochs weights
+    loop = load_training_state(out_dir, cfg, model, opt, grad_scaler, rng) if resume else LoopState()
+    best, best_epoch, bad, history, ranked, averaged = loop.best, loop.best_epoch, loop.bad, loop.history, loop.ranked, loop.averaged
+    for epoch in range(loop.epochs_done, cfg.train.max_epochs):
         if epoch > 0:
             examples = sampler.epoch(rng, cfg.train.epoch_size)
             _draw_offsets(bank, examples, baseline_pool, model, rng)
@@ -304,6 +308,9 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
             if bad >= cfg.train.patience:
                 logger.info("early stopping: no better validation accuracy for %d epochs", bad)
                 break
+        if epoch + 1 < cfg.train.max_epochs:
+            save_training_state(out_dir, cfg, LoopState(epoch + 1, best, best_epoch, bad, history, ranked, averaged),
+                                model, opt, grad_scaler, rng)
 
     from emomon.models.checkpoint import load_checkpoint
 
@@ -336,4 +343,5 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     }
     save_checkpoint(out_dir, best_model, cfg, fingerprints, metadata, text_layers=data.text_layers)
     (out_dir / "metrics.json").write_text(json.dumps({"config": config_to_dict(cfg), **metadata}, indent=1) + "\n")
+    clear_training_state(out_dir)
     return TrainResult(out_dir, best_epoch, best, history, test, soup["epochs"] if souped else [])

@@ -38,14 +38,24 @@ def _setup_logging(verbosity: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- train / eval
-def _check_training_output(out: Path, *, overwrite: bool) -> None:
+def _check_training_output(out: Path, *, overwrite: bool, resume: bool = False) -> None:
     """Before any feature extraction or epoch: the checkpoint folder can be written, and a trained checkpoint there is
-    replaced only when asked (training can take hours; losing one, or learning of a bad path at the end, is costly)."""
-    from emomon.errors import OutputError
+    replaced only when asked (training can take hours; losing one, or learning of a bad path at the end, is costly).
+    An interrupted training there is continued only when asked (``--resume``)."""
+    from emomon.errors import ConfigError, OutputError
+    from emomon.models.resume import RESUME_FILE
 
     if out.exists() and not out.is_dir():
         raise OutputError(f"cannot write the checkpoint to {out}: it is a file, not a folder")
-    if (out / "config.json").exists() and not overwrite:
+    interrupted = (out / RESUME_FILE).is_file()
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite: choose one (continue the interrupted training, or start again)")
+    if resume and not interrupted:
+        raise OutputError(f"nothing to resume in {out}: no interrupted training there ({RESUME_FILE} is written after "
+                          "each epoch and removed when a training ends)")
+    if interrupted and not (resume or overwrite):
+        raise OutputError(f"{out} holds an interrupted training; --resume to continue it, or --overwrite to start again")
+    if (out / "config.json").exists() and not (overwrite or resume):
         raise OutputError(f"{out} already holds a checkpoint; choose another --out, or --overwrite to replace it")
     existing = next(p for p in (out, *out.absolute().parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
@@ -65,8 +75,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.epochs:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_epochs=args.epochs))
     out = Path(args.out or f"runs/{cfg.name}")
-    _check_training_output(out, overwrite=args.overwrite)
-    result = train(cfg, out, store=FeatureStore(Path(args.cache)) if args.cache else None, device=args.device)
+    _check_training_output(out, overwrite=args.overwrite, resume=args.resume)
+    try:
+        result = train(cfg, out, store=FeatureStore(Path(args.cache)) if args.cache else None, device=args.device, resume=args.resume)
+    except KeyboardInterrupt:
+        from emomon.models.resume import RESUME_FILE
+
+        if (out / RESUME_FILE).is_file():
+            print(f"emomon: training interrupted; `emomon train {args.config} --out {out} --resume` continues it after its last "
+                  "finished epoch", file=sys.stderr)
+        raise
     if result.soup_epochs:
         print(f"soup of epochs {', '.join(map(str, result.soup_epochs))}: validation accuracy {result.best_val:.4f}")
     elif cfg.train.keep == "last":
@@ -266,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model from a TOML preset")
     t.add_argument("config", help="preset name (e.g. en-tiny) or path to a .toml file")
     t.add_argument("--out", help="checkpoint directory (default runs/<preset name>)")
-    t.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
+    t.add_argument("--overwrite", action="store_true", help="replace a checkpoint (or an interrupted training) already in --out")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the interrupted training in --out after its last finished epoch (same preset and options)")
     t.add_argument("--data-root", help="folder the preset's corpora live in (default: data.root, or $EMOMON_DATA)")
     t.add_argument("--epochs", type=int, help="override train.max_epochs")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override train.device")
