@@ -305,7 +305,17 @@ def _same_baseline(a, b) -> bool:
     return a.prior_weight == b.prior_weight and a.window == b.window and np.allclose(a.population_mean, b.population_mean, rtol=0, atol=1e-5)
 
 
-def save_ensemble(directory: str | Path, members: list[str | Path]) -> Path:
+def _half_weights(blob: bytes) -> bytes:
+    """A weights file with every floating tensor stored in float16 (loading casts back to the model's float32)."""
+    from safetensors.torch import load as load_safetensors, save
+
+    # the safetensors layout: an 8-byte little-endian header length, then the JSON header with "__metadata__"
+    header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
+    state = {k: v.half() if v.is_floating_point() else v for k, v in load_safetensors(blob).items()}
+    return save(state, metadata={**(header.get("__metadata__") or {}), "dtype": "float16"})
+
+
+def save_ensemble(directory: str | Path, members: list[str | Path], *, half: bool = False) -> Path:
     """Write an ensemble of trained checkpoints as one checkpoint in ``directory`` (which must not be one of them).
 
     The members must share the architecture and its settings, the classes, the encoders (same fingerprints and
@@ -313,7 +323,8 @@ def save_ensemble(directory: str | Path, members: list[str | Path]) -> Path:
     one speaker baseline serve them all. Each member is loaded and validated first; the first member's files and
     config become the checkpoint's own, and every other member's weights are copied in as ``member-<i>.safetensors``.
     A checkpoint that is already an ensemble stands for its trainings, in their order, so an ensemble can grow
-    (``emomon ensemble OUT en-tiny runs/new``); one training given twice is refused."""
+    (``emomon ensemble OUT en-tiny runs/new``); one training given twice is refused. ``half``: every member's weights
+    are stored in float16 (half the size on disk; loaded as float32, so inference runs as before on rounded weights)."""
     if len(members) < 2:
         raise ModelError("an ensemble needs two or more checkpoints")
     from emomon.models.ensemble import EnsembleModel
@@ -360,22 +371,31 @@ def save_ensemble(directory: str | Path, members: list[str | Path]) -> Path:
     entries = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(directory / WEIGHTS_FILE, _weights_path(first.path, first_entry).read_bytes())
+        def write_weights(file: str, ckpt: Checkpoint, entry: dict) -> dict:
+            """Copy (or halve) one training's weights into the ensemble; returns its ``weights`` entry."""
+            blob = _weights_path(ckpt.path, entry).read_bytes()
+            if half:
+                blob = _half_weights(blob)
+            _atomic_write(directory / file, blob)
+            out = {**entry["weights"], "file": file, "sha256": hashlib.sha256(blob).hexdigest()}
+            if half:
+                out["dtype"] = "float16"
+            return out
+
+        own_weights = write_weights(WEIGHTS_FILE, first, first_entry)
         if first.text_layers:
             _atomic_write(directory / first.text_layers.name, first.text_layers.read_bytes())
         for i, (source, ckpt, entry) in enumerate(records[1:], start=1):
-            file = f"member-{i}.safetensors"
-            _atomic_write(directory / file, _weights_path(ckpt.path, entry).read_bytes())
             entries.append({
                 "source": source,
                 "config": entry["config"],
                 "scaler": entry["scaler"],
                 **({"speaker_baseline": entry["speaker_baseline"]} if "speaker_baseline" in entry else {}),
-                "weights": {**entry["weights"], "file": file},
+                "weights": write_weights(f"member-{i}.safetensors", ckpt, entry),
                 "metadata": entry.get("metadata") or {},
             })
         doc.update(format_version=ENSEMBLE_FORMAT_VERSION, emomon_version=__version__, ensemble=entries,
-                   weights={**doc["weights"], "file": WEIGHTS_FILE},
+                   weights=own_weights,
                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
         doc["metadata"] = {"ensemble_of": [source for source, _, _ in records], "first_member": first_entry.get("metadata") or {}}
         _atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())

@@ -181,3 +181,27 @@ def test_cli_joins_and_describes_an_ensemble(tmp_path, cfg):
     bad = run_emomon("ensemble", str(tmp_path / "x"), str(a))
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         "emomon: error: emomon ensemble OUT A B [...]: give two or more checkpoints to join (got 1)"]
+
+
+def test_half_stores_float16_weights_that_load_and_predict_as_the_float32_ensemble(tmp_path, cfg):
+    from safetensors.torch import load_file
+
+    a, b = member(tmp_path, cfg, 0, "a"), member(tmp_path, cfg, 1, "b")
+    full = save_ensemble(tmp_path / "full", [a, b])
+    half = save_ensemble(tmp_path / "half", [a, b], half=True)
+    for name in ("model.safetensors", "member-1.safetensors"):
+        state = load_file(str(half / name))
+        assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+        assert (half / name).stat().st_size < 0.55 * (full / name).stat().st_size
+    doc = json.loads((half / "config.json").read_text())
+    assert doc["weights"]["dtype"] == doc["ensemble"][0]["weights"]["dtype"] == "float16"
+    loaded = load_checkpoint(half)  # the recorded SHA-256 is the float16 file's
+    assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
+    text, speech = batch(2)
+    got, want = outputs(loaded.model, text, speech), outputs(load_checkpoint(full).model, text, speech)
+    assert torch.allclose(got.probs, want.probs, atol=2e-3) and not torch.equal(got.probs, want.probs)
+    # grown again without --half, the float16 members stay as they are
+    grown = save_ensemble(tmp_path / "grown", [half, member(tmp_path, cfg, 2, "c")])
+    assert (grown / "member-1.safetensors").read_bytes() == (half / "member-1.safetensors").read_bytes()
+    made = run_emomon("ensemble", str(tmp_path / "cli"), str(a), str(b), "--half")
+    assert made.returncode == 0 and "ensemble of 2 trainings written" in made.stdout and "float16" in made.stdout

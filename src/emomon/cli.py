@@ -229,8 +229,11 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
     if len(args.checkpoints) < 2:  # a command-line mistake, caught before any checkpoint is read
         raise ConfigError(f"emomon ensemble OUT A B [...]: give two or more checkpoints to join (got {len(args.checkpoints)})")
-    out = save_ensemble(Path(args.out), args.checkpoints)
-    print(f"ensemble of {len(args.checkpoints)} checkpoints written to {out}")
+    out = save_ensemble(Path(args.out), args.checkpoints, half=args.half)
+    from emomon.models.checkpoint import read_checkpoint_config
+
+    trainings = 1 + len(read_checkpoint_config(out)[1]["ensemble"])
+    print(f"ensemble of {trainings} trainings written to {out}{' (weights in float16)' if args.half else ''}")
     return 0
 
 
@@ -334,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     en = sub.add_parser("ensemble", help="join trained checkpoints of one architecture and encoders into one averaging checkpoint")
     en.add_argument("out", help="directory for the ensemble checkpoint")
-    en.add_argument("checkpoints", nargs="+", help="two or more checkpoint directories or shipped names")
+    en.add_argument("checkpoints", nargs="+",
+                    help="two or more checkpoint directories or shipped names; an ensemble stands for its trainings")
+    en.add_argument("--half", action="store_true", help="store the members' weights in float16 (half the size; loaded as float32)")
     en.set_defaults(func=cmd_ensemble)
 
     rp = sub.add_parser("report", help="an HTML page and a PNG from a session CSV")
