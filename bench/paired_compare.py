@@ -5,7 +5,8 @@
 Both checkpoints are evaluated (``emomon.models.evaluation.evaluate_checkpoint``) on the corpora and speaker splits
 of A's preset (or ``--config``'s), each reading the clips as its own configuration asks. Per source it prints each
 model's accuracy and weighted F1, the paired difference B - A with its 95 % two-stage bootstrap interval (speakers,
-then their clips; MELD: dialogues), and the exact McNemar test on the examples only one of the two got right.
+then their clips; MELD: dialogues), the exact McNemar test on the examples only one of the two got right, and on how
+many examples B gives A's label (e.g. a float16 copy of A: ``emomon ensemble --half``).
 ``units`` is how many speakers (MELD: dialogues) were resampled; a set with one speaker (nEMO's MP0) or none named
 (GoEmotions) has only its examples resampled. ``--ensemble`` adds a third model, the average of A's and B's
 probabilities, compared with A the same way.
@@ -54,8 +55,8 @@ def main() -> int:
         return 2
     print(f"\nA = {a.path}\nB = {b.path}\n{args.split} split, measured in {time.time() - t0:.0f} s\n")
     print("| source | mode | model | n | units | A accuracy | its accuracy | minus A [95 % interval] | right only in A / "
-          "only in it | McNemar p | A wF1 | its wF1 | minus A wF1 [95 % interval] |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "only in it | McNemar p | A wF1 | its wF1 | minus A wF1 [95 % interval] | same label as A |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for source, by_mode in ra.results.items():
         for mode, sa in by_mode.items():
             sb = rb.results.get(source, {}).get(mode)
@@ -71,11 +72,14 @@ def row(source: str, mode: str, name: str, sa, sc) -> str:
     acc = sc.interval("accuracy", baseline=sa)
     wf1 = sc.interval("weighted_f1", baseline=sa)
     test = sa.mcnemar(sc)
-    n = len(sc.paired_with(sa)[0])
+    _, pred_c, pred_a, _ = sc.paired_with(sa)
+    n = len(pred_c)
+    same = int((pred_c == pred_a).sum())
     units = f"{acc.groups}" if sc.n_units > 1 else "1 (examples resampled)"
     return (f"| {source} | {mode} | {name} | {n} | {units} | {sa.fused.accuracy:.3f} | {sc.fused.accuracy:.3f} | "
             f"{acc.estimate:+.3f} [{acc.low:+.3f}, {acc.high:+.3f}] | {test.only_a} / {test.only_b} | {test.p_value:.3f} | "
-            f"{sa.fused.weighted_f1:.3f} | {sc.fused.weighted_f1:.3f} | {wf1.estimate:+.3f} [{wf1.low:+.3f}, {wf1.high:+.3f}] |")
+            f"{sa.fused.weighted_f1:.3f} | {sc.fused.weighted_f1:.3f} | {wf1.estimate:+.3f} [{wf1.low:+.3f}, {wf1.high:+.3f}] | "
+            f"{same}/{n} ({same / max(n, 1):.1%}) |")
 
 
 if __name__ == "__main__":
