@@ -357,7 +357,7 @@ def save_ensemble(directory: str | Path, members: list[str | Path], *, half: boo
         """What members must have in common; the tuned text layers by the SHA-256 that loading just verified."""
         return ckpt.config.model, ckpt.config.classes, ckpt.dims, ckpt.fingerprints, (doc.get("text_layers") or {}).get("sha256")
 
-    first_source, first, first_entry = records[0]
+    _, first, first_entry = records[0]
     first_doc = read_checkpoint_config(first.path)[1]
     for source, ckpt, _ in records[1:]:
         if ckpt is first:
@@ -367,21 +367,21 @@ def save_ensemble(directory: str | Path, members: list[str | Path], *, half: boo
         if not _same_baseline(ckpt.model.speaker_baseline, first.model.speaker_baseline):
             raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their speaker baseline options differ")
 
+    def write_weights(file: str, ckpt: Checkpoint, entry: dict) -> dict:
+        """Copy (or halve) one training's weights into the ensemble; returns its ``weights`` entry."""
+        blob = _weights_path(ckpt.path, entry).read_bytes()
+        if half:
+            blob = _half_weights(blob)
+        _atomic_write(directory / file, blob)
+        out = {**entry["weights"], "file": file, "sha256": hashlib.sha256(blob).hexdigest()}
+        if half:
+            out["dtype"] = "float16"
+        return out
+
     doc = {k: v for k, v in first_entry.items() if k not in ("ensemble", "source")}
     entries = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        def write_weights(file: str, ckpt: Checkpoint, entry: dict) -> dict:
-            """Copy (or halve) one training's weights into the ensemble; returns its ``weights`` entry."""
-            blob = _weights_path(ckpt.path, entry).read_bytes()
-            if half:
-                blob = _half_weights(blob)
-            _atomic_write(directory / file, blob)
-            out = {**entry["weights"], "file": file, "sha256": hashlib.sha256(blob).hexdigest()}
-            if half:
-                out["dtype"] = "float16"
-            return out
-
         own_weights = write_weights(WEIGHTS_FILE, first, first_entry)
         if first.text_layers:
             _atomic_write(directory / first.text_layers.name, first.text_layers.read_bytes())
