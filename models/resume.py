@@ -13,6 +13,7 @@ preset is stored with it, and a resume under another preset is refused.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -64,10 +65,12 @@ def save_training_state(out_dir: Path, cfg: EmomonConfig, loop: LoopState, model
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+    from emomon.models.checkpoint import _atomic_write
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / (RESUME_FILE + ".tmp")
-    torch.save(doc, tmp)
-    tmp.replace(out_dir / RESUME_FILE)
+    buffer = io.BytesIO()
+    torch.save(doc, buffer)
+    _atomic_write(out_dir / RESUME_FILE, buffer.getvalue())
 
 
 def load_training_state(out_dir: Path, cfg: EmomonConfig, model, opt, grad_scaler, rng: np.random.Generator) -> LoopState:

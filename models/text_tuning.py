@@ -243,7 +243,7 @@ def adopt_tuned_text(cfg: EmomonConfig, out_path: Path | None = None, *, cache_d
     from safetensors.torch import save
 
     from emomon.errors import ConfigError
-    from emomon.models.checkpoint import load_checkpoint
+    from emomon.models.checkpoint import _atomic_write, load_checkpoint
     from emomon.models.ensemble import EnsembleModel
     from emomon.models.features import default_cache_root
 
@@ -278,11 +278,9 @@ def adopt_tuned_text(cfg: EmomonConfig, out_path: Path | None = None, *, cache_d
         out_path = (Path(cache_dir) if cache_dir else default_cache_root().parent / "tuned") / f"text-from-{layers_sha[:16]}.safetensors"
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    for path, data in ((tuning_head_file(out_path), head_blob), (out_path, blob)):
-        if data is not None:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+    if head_blob is not None:
+        _atomic_write(tuning_head_file(out_path), head_blob)
+    _atomic_write(out_path, blob)
     logger.info("text encoder: tuned layers%s taken from %s", " and the tuning's head" if head_blob else "", ckpt.path)
     return out_path
 

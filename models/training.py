@@ -261,7 +261,11 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     # fp16 autocast (CUDA without bf16) needs loss scaling; bf16 and CPU do not.
     grad_scaler = torch.amp.GradScaler("cuda", enabled=dev.type == "cuda" and not torch.cuda.is_bf16_supported())
     # loop.ranked: the train.soup best epochs' weights, best first; loop.averaged: the train.average_epochs weights
-    loop = load_training_state(out_dir, cfg, model, opt, grad_scaler, rng) if resume else LoopState()
+    if resume:
+        loop = load_training_state(out_dir, cfg, model, opt, grad_scaler, rng)
+    else:  # a fresh start: an earlier run's state there must not be resumed into this one
+        loop = LoopState()
+        clear_training_state(out_dir)
     best, best_epoch, bad, history, ranked, averaged = loop.best, loop.best_epoch, loop.bad, loop.history, loop.ranked, loop.averaged
     for epoch in range(loop.epochs_done, cfg.train.max_epochs):
         if epoch > 0:

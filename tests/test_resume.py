@@ -83,6 +83,25 @@ def test_resume_refuses_another_preset_a_damaged_state_or_nothing_to_resume(tmp_
         train(cfg, tmp_path / "run", data=data, resume=True)
 
 
+def test_a_fresh_start_discards_an_earlier_runs_state(tmp_path, monkeypatch):
+    from conftest import hand_built_training_data
+
+    from emomon.models.resume import RESUME_FILE
+    from emomon.models.training import train
+
+    cfg, data = hand_built_training_data()
+    cfg = _settings(cfg, keep="last", max_epochs=3)
+    real_bar = _interrupt_at_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run", data=data)
+    assert (tmp_path / "run" / RESUME_FILE).is_file()
+    monkeypatch.setattr("emomon.models.training.progress_bar", real_bar)
+    _interrupt_at_epoch(monkeypatch, 1)  # started again (--overwrite), stopped before its first epoch ended
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run", data=data)
+    assert not (tmp_path / "run" / RESUME_FILE).exists()
+
+
 def test_the_cli_names_the_way_to_resume_and_refuses_to_mix_runs(tmp_path):
     from conftest import run_emomon
 
