@@ -266,7 +266,6 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
     else:  # a fresh start: an earlier run's state there must not be resumed into this one
         loop = LoopState()
         clear_training_state(out_dir)
-    best, best_epoch, bad, history, ranked, averaged = loop.best, loop.best_epoch, loop.bad, loop.history, loop.ranked, loop.averaged
     for epoch in range(loop.epochs_done, cfg.train.max_epochs):
         if epoch > 0:
             examples = sampler.epoch(rng, cfg.train.epoch_size)
@@ -292,46 +291,46 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
         val = validate(model)
         val_acc = mean_or_none(val)
         if epoch + 1 in cfg.train.average_epochs:
-            averaged.append(_weights_copy(model))
+            loop.averaged.append(_weights_copy(model))
         if cfg.train.soup > 1:
-            ranked.append((val_acc, epoch + 1, _weights_copy(model)))
-            ranked = sorted(ranked, key=lambda r: -r[0])[: cfg.train.soup]
+            loop.ranked.append((val_acc, epoch + 1, _weights_copy(model)))
+            loop.ranked = sorted(loop.ranked, key=lambda r: -r[0])[: cfg.train.soup]
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": val_acc, "val": val, "seconds": round(time.time() - t0, 1)}
-        history.append(record)
-        improved = not keep_last and val_acc > best
+        loop.history.append(record)
+        improved = not keep_last and val_acc > loop.best
         shown = "none" if val_acc is None else f"{val_acc:.4f} ({', '.join(f'{k} {v:.3f}' for k, v in val.items())})"
         logger.info("epoch %d: loss %.4f  val acc %s%s", epoch + 1, record["loss"], shown, "  * best" if improved else "")
         if keep_last:  # no selection: the model in memory after the last epoch is what is kept (saved once, below)
-            best, best_epoch = val_acc, epoch + 1
+            loop.best, loop.best_epoch = val_acc, epoch + 1
         elif improved:
-            best, best_epoch, bad = val_acc, epoch + 1, 0
+            loop.best, loop.best_epoch, loop.bad = val_acc, epoch + 1, 0
             save_checkpoint(out_dir, model, cfg, fingerprints, {"training": {"epoch": epoch + 1, "val_accuracy": val_acc, "val": val}},
                             text_layers=data.text_layers)
         else:
-            bad += 1
-            if bad >= cfg.train.patience:
-                logger.info("early stopping: no better validation accuracy for %d epochs", bad)
+            loop.bad += 1
+            if loop.bad >= cfg.train.patience:
+                logger.info("early stopping: no better validation accuracy for %d epochs", loop.bad)
                 break
         if epoch + 1 < cfg.train.max_epochs:
-            save_training_state(out_dir, cfg, LoopState(epoch + 1, best, best_epoch, bad, history, ranked, averaged),
-                                model, opt, grad_scaler, rng)
+            loop.epochs_done = epoch + 1
+            save_training_state(out_dir, cfg, loop, model, opt, grad_scaler, rng)
 
     from emomon.models.checkpoint import load_checkpoint
 
     soup = None
-    if len(ranked) > 1:  # train.soup (keep = "best"): chosen on validation
-        epochs, soup_val = greedy_soup(model, ranked, lambda m: mean_or_none(validate(m)))
+    if len(loop.ranked) > 1:  # train.soup (keep = "best"): chosen on validation
+        epochs, soup_val = greedy_soup(model, loop.ranked, lambda m: mean_or_none(validate(m)))
         soup = {"epochs": epochs, "val_accuracy": soup_val}
         if len(epochs) > 1:
-            logger.info("soup of epochs %s: val acc %.4f (best epoch alone %.4f)", epochs, soup_val, best)
-    elif averaged:  # train.average_epochs (keep = "last"): fixed in advance
-        model.load_state_dict(_mean_state(averaged))
+            logger.info("soup of epochs %s: val acc %.4f (best epoch alone %.4f)", epochs, soup_val, loop.best)
+    elif loop.averaged:  # train.average_epochs (keep = "last"): fixed in advance
+        model.load_state_dict(_mean_state(loop.averaged))
         soup = {"epochs": sorted(cfg.train.average_epochs), "val_accuracy": mean_or_none(validate(model))}
         logger.info("kept the mean of epochs %s (train.average_epochs)", soup["epochs"])
-    del ranked, averaged
+    loop.ranked, loop.averaged = [], []  # their weight copies are no longer needed
     souped = soup is not None and len(soup["epochs"]) > 1
     if souped:  # the model holds the soup; it is saved once, with the metadata, below
-        best, best_model = soup["val_accuracy"], model
+        loop.best, best_model = soup["val_accuracy"], model
     elif keep_last:
         best_model = model
     else:
@@ -341,11 +340,11 @@ def train(cfg: EmomonConfig, out_dir: str | Path, *, store: FeatureStore | None 
         for name, exs in sampler.fixed("test", mode).items():
             test.setdefault(name, {})[mode] = evaluate_examples(best_model, exs, bank, cfg.classes).as_dict()
     metadata = {
-        "training": {"best_epoch": best_epoch, "val_accuracy": best, "soup": soup, "history": history, "parameters": n_params,
+        "training": {"best_epoch": loop.best_epoch, "val_accuracy": loop.best, "soup": soup, "history": loop.history, "parameters": n_params,
                      "sources": [{"name": s.name, "corpus": s.config.corpus, "items": len(s.items)} for s in sources]},
         "test": test,
     }
     save_checkpoint(out_dir, best_model, cfg, fingerprints, metadata, text_layers=data.text_layers)
     (out_dir / "metrics.json").write_text(json.dumps({"config": config_to_dict(cfg), **metadata}, indent=1) + "\n")
     clear_training_state(out_dir)
-    return TrainResult(out_dir, best_epoch, best, history, test, soup["epochs"] if souped else [])
+    return TrainResult(out_dir, loop.best_epoch, loop.best, loop.history, test, soup["epochs"] if souped else [])
