@@ -333,19 +333,22 @@ def save_ensemble(directory: str | Path, members: list[str | Path], *, half: boo
     # One record per training: (what it came from, its checkpoint, its config.json entry: the document itself for a
     # single training, or an ensemble's own first member / one of its "ensemble" entries).
     records: list[tuple[str, Checkpoint, dict]] = []
+    loaded: list[tuple[Checkpoint, dict]] = []  # each checkpoint given and its config.json, read once
     for m in members:
         ckpt = load_checkpoint(m)
         if directory.exists() and directory.resolve() == ckpt.path.resolve():
             raise ModelError(f"the ensemble cannot be written over its member {ckpt.path}")
-        doc = read_checkpoint_config(ckpt.path)[1]
+        ckpt_doc = read_checkpoint_config(ckpt.path)[1]
+        loaded.append((ckpt, ckpt_doc))
         if isinstance(ckpt.model, EnsembleModel):
-            meta = doc.get("metadata") or {}
+            meta = ckpt_doc.get("metadata") or {}
             sources = meta.get("ensemble_of") or []
             first_source = str(sources[0]) if sources else f"{m} (first member)"
-            records.append((first_source, ckpt, {**doc, "metadata": meta.get("first_member") or {}}))
-            records += [(str(entry.get("source") or f"{m} (member {i})"), ckpt, entry) for i, entry in enumerate(doc["ensemble"], start=1)]
+            records.append((first_source, ckpt, {**ckpt_doc, "metadata": meta.get("first_member") or {}}))
+            records += [(str(entry.get("source") or f"{m} (member {i})"), ckpt, entry)
+                        for i, entry in enumerate(ckpt_doc["ensemble"], start=1)]
         else:
-            records.append((str(m), ckpt, doc))
+            records.append((str(m), ckpt, ckpt_doc))
     seen: dict[str, str] = {}
     for source, _, entry in records:
         sha = str(entry["weights"]["sha256"])
@@ -357,12 +360,9 @@ def save_ensemble(directory: str | Path, members: list[str | Path], *, half: boo
         """What members must have in common; the tuned text layers by the SHA-256 that loading just verified."""
         return ckpt.config.model, ckpt.config.classes, ckpt.dims, ckpt.fingerprints, (doc.get("text_layers") or {}).get("sha256")
 
-    _, first, first_entry = records[0]
-    first_doc = read_checkpoint_config(first.path)[1]
-    for source, ckpt, _ in records[1:]:
-        if ckpt is first:
-            continue
-        if shared(ckpt, read_checkpoint_config(ckpt.path)[1]) != shared(first, first_doc):
+    (first, first_doc), first_entry = loaded[0], records[0][2]
+    for ckpt, ckpt_doc in loaded[1:]:
+        if shared(ckpt, ckpt_doc) != shared(first, first_doc):
             raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their model settings, classes or encoders differ")
         if not _same_baseline(ckpt.model.speaker_baseline, first.model.speaker_baseline):
             raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their speaker baseline options differ")
