@@ -124,11 +124,11 @@ def test_the_shipped_model_reads_only_sure_transcripts():
     assert ckpt.config.model.min_asr_logprob == -1.0
     # stage 3 (configs/en-tiny-refit-sure-text.toml) trained with the threshold: it is the training config's own
     # value, not one set afterwards by scripts/set_transcript_threshold.py (which records what it changed)
-    # so did the ensemble's other members (configs/en-tiny-refit-b-cut.toml, configs/en-tiny-refit-c-cut.toml)
+    # so did the ensemble's four other members (configs/en-tiny-refit-{b,c,d,e}-cut.toml)
     _, doc = read_checkpoint_config(ckpt.path)
     first, others = ckpt.metadata["first_member"], doc["ensemble"]
     assert "transcript_threshold" not in first and first["training"]["history"] and ckpt.config.train.text_branch_from_tuning
-    assert len(others) == 2
+    assert [m["config"]["name"] for m in others] == [f"en-tiny-refit-{x}-cut" for x in "bcde"]
     for member in others:
         assert "transcript_threshold" not in member["metadata"]
         assert member["config"]["model"]["min_asr_logprob"] == -1.0 and member["config"]["train"]["text_branch_from_tuning"]
