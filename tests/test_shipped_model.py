@@ -27,14 +27,13 @@ def test_default_checkpoint_ships_and_loads():
     assert ck.config.encoders.speech.name == "whisper-encoder" and ck.config.encoders.text.name == "minilm"
     # five trainings whose probabilities are averaged (README model card), each measured alone when it was trained;
     # stored in float16 (their labels equal float32's on the card's test utterances) and loaded as float32
-    import json
-
     import torch
 
+    from emomon.models.checkpoint import read_checkpoint_config
     from emomon.models.ensemble import EnsembleModel
 
     assert isinstance(ck.model, EnsembleModel) and len(ck.model.members) == 5
-    doc = json.loads((ck.path / "config.json").read_text())
+    _, doc = read_checkpoint_config(ck.path)
     assert {w["dtype"] for w in [doc["weights"], *(m["weights"] for m in doc["ensemble"])]} == {"float16"}
     assert all(p.dtype == torch.float32 for p in ck.model.parameters())
     assert ck.metadata["first_member"]["test"]["ravdess"]["paired"]["fused"]["n"] == 360  # actors 19-24, 60 clips each
