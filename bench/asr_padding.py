@@ -9,7 +9,7 @@ Whisper's decoder was trained on 30 s windows. Three ways to decode a 2-5 s utte
 - ``padded-mel``: pad the waveform with silence to 30 s and encode all of it (what faster-whisper does; ~8x the
   encoder work of a 3 s clip);
 - ``silence-tail``: encode the utterance alone and complete its window with the encoder's output for 30 s of
-  silence, computed once (what :class:`emomon.transcribe.Transcriber` does).
+  silence, computed once (what :class:`emomon.models.asr.transcriber.Transcriber` does).
 
 Material: ``--sentences`` MELD test sentences read by espeak-ng in varied voices (built-in sentences when the data
 folder is absent), and RAVDESS actors 19-24 (real speech, two known sentences) when present. Prints WER (words,
@@ -53,13 +53,13 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 
 def material(data: Path, n_sentences: int) -> dict[str, list[tuple[np.ndarray, str]]]:
-    from emomon.models.data.synth import speak_varied
+    from emomon.training.data.synth import speak_varied
 
     sets: dict[str, list[tuple[np.ndarray, str]]] = {}
     sentences = BUILT_IN
     meld = data / "text" / "meld"
     if meld.is_dir():
-        from emomon.models.data.corpora import read_meld
+        from emomon.training.data.corpora import read_meld
 
         test = [it.text for it in read_meld(meld) if it.split == "test" and 4 <= len(words(it.text)) <= 20]
         rng = np.random.default_rng(0)
@@ -67,7 +67,7 @@ def material(data: Path, n_sentences: int) -> dict[str, list[tuple[np.ndarray, s
     sets["espeak-ng"] = [(speak_varied(s, f"asr-bench-{i}"), s) for i, s in enumerate(sentences)]
     rav = data / "ravdess"
     if rav.is_dir():
-        from emomon.audio import load_audio
+        from emomon.audio.decode import load_audio
 
         statement = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
         names = [p for p in rav.rglob("*") if p.suffix in (".wav", ".flac") and len(p.stem.split("-")) == 7]
@@ -86,8 +86,8 @@ def main() -> int:
 
     from emomon.config import AsrConfig
     from emomon.errors import EmomonError
-    from emomon.models.encoders.whisper import MAX_SECONDS, SAMPLE_RATE
-    from emomon.transcribe import Transcriber
+    from emomon.models.asr.encoder import MAX_SECONDS, SAMPLE_RATE
+    from emomon.models.asr.transcriber import Transcriber
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     try:

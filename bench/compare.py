@@ -28,11 +28,11 @@ import torch
 
 from emomon.config import load_config
 from emomon.models.checkpoint import load_checkpoint
-from emomon.models.dataset import Example, fixed_examples
-from emomon.models.features import text_key
-from emomon.models.metrics import Metrics
+from emomon.training.pairing import Example, fixed_examples
+from emomon.training.features import text_key
+from emomon.training.metrics import Metrics
 from emomon.models.registry import architecture_names
-from emomon.models.training import FeatureBuilder, evaluate_examples, prepare_data, train
+from emomon.training.loop import FeatureBuilder, evaluate_examples, prepare_data, train
 
 # What the seed papers report for their own systems, on their own data (not comparable with the figures here).
 SEED_REPORTED = {
@@ -50,7 +50,7 @@ SEED_REPORTED = {
 
 
 def timing(ckpt, n: int = 100) -> float:
-    from emomon.models.encoders.base import Frames
+    from emomon.models.frames import Frames
 
     model = ckpt.model.eval()
     rng = np.random.default_rng(0)
@@ -164,7 +164,7 @@ def write(results: dict, args, out: Path) -> None:
     lines += ["", "Single-modality baselines ignore the other input, so their fused figures equal their own branch's.",
               "This budget is a small fraction of the shipped model's (at most 30 epochs of 12,000; best at epoch 4): it "
               "ranks how fast each architecture learns from the same data more than what it reaches. Trained in full, "
-              "HyFusER (`en-tiny`) reaches RAVDESS 0.736 accuracy and MELD text weighted F1 0.542 (README model card).", "",
+              "HyFusER (`en-tiny`) reaches RAVDESS 0.736 accuracy and MELD text weighted F1 0.542 (docs/MODEL_CARD.md).", "",
               "## What the seed papers report (their data, not comparable)", "",
               "The seeds train and test on other corpora (Korean KEMDy19/20 and AI-Hub dialogue, IEMOCAP, MOSEI), mostly with "
               "random 8:2 clip splits rather than held-out speakers, and with larger encoders (KoELECTRA, HuBERT, BERT). "

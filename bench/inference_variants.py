@@ -1,6 +1,6 @@
 """Inference-side variants of a checkpoint, without retraining: the speaker baseline's estimate, and speed TTA.
 
-    python bench/inference_variants.py [--checkpoint en-tiny] [--data ../shared/data]
+    python bench/inference_variants.py [--checkpoint hyfuser-tiny-en] [--data ../shared/data]
 
 For the checkpoint's own validation and test speakers of RAVDESS, nEMO and ASED (en-tiny: 17-18 / 19-24, KD0 / MP0,
 56-60 / 61-65), paired input (speech + tiny.en transcript), fused accuracy with each speaker's frames read against:
@@ -29,7 +29,7 @@ SPEEDS = (0.95, 1.05)
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="en-tiny")
+    ap.add_argument("--checkpoint", default="hyfuser-tiny-en")
     ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
     args = ap.parse_args()
     data = Path(args.data).resolve()
@@ -40,10 +40,12 @@ def main() -> int:
 
     from emomon.config import SourceConfig
     from emomon.models.checkpoint import load_checkpoint
-    from emomon.models.data.augment import speed
-    from emomon.models.dataset import FeatureBuilder, fixed_examples, load_sources
+    from emomon.audio.speed import speed
+    from emomon.training.feature_builder import FeatureBuilder
+    from emomon.training.pairing import fixed_examples
+    from emomon.training.sources import load_sources
     from emomon.models.speaker_baseline import session_offsets
-    from emomon.models.training import predict_examples
+    from emomon.training.loop import predict_examples
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     ckpt = load_checkpoint(args.checkpoint)

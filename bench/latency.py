@@ -1,6 +1,6 @@
 """End-of-speech to CSV-row latency in `emomon replay --realtime` (the live path's timing): p50 and p95.
 
-    python bench/latency.py [--minutes 2] [--model en-tiny]
+    python bench/latency.py [--minutes 2] [--model hyfuser-tiny-en]
 
 The file source paces the audio as a live input would; each row's latency is the wall time at which the sink wrote
 it minus the wall time at which the utterance's last voiced sample was "captured". It includes the segmenter's
@@ -25,7 +25,7 @@ from replay import build_recording  # noqa: E402
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=2.0)
-    ap.add_argument("--model", default="en-tiny")
+    ap.add_argument("--model", default="hyfuser-tiny-en")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         audio = build_recording(args.minutes, Path(d) / "talk.wav")

@@ -1,6 +1,6 @@
-"""Measure the figures of the README's model card for a checkpoint, in one run.
+"""Measure the figures of the model card (docs/MODEL_CARD.md) for a checkpoint, in one run.
 
-    python bench/model_card.py [--checkpoint en-tiny] [--data ../shared/data] [--json out.json]
+    python bench/model_card.py [--checkpoint hyfuser-tiny-en] [--data ../shared/data] [--json out.json]
     python bench/model_card.py --speed-only [--repeat 3]   # size, parameters and ms per utterance alone; no data needed
 
 - RAVDESS, 7 classes (calm -> neutral), actors 19-24 (never trained on or selected on), text = tiny.en transcripts:
@@ -14,7 +14,7 @@
 - How far each figure can be trusted: a 95 % two-stage bootstrap interval that resamples speakers and then their
   clips (MELD: dialogues, then sentences; nEMO's test set is one speaker, so only its clips), each speaker's own
   accuracy, and for the two complementarity comparisons the interval of the paired difference and, for RAVDESS, an
-  exact McNemar test (``emomon.models.metrics``).
+  exact McNemar test (``emomon.training.metrics``).
 
 The flat-voice set is every MELD test utterance with its sentence read by espeak-ng; a sentence several utterances
 share ("Okay.") is read once, for all of them. (Cards before 2026-11-23 scored only the last utterance of each distinct
@@ -42,10 +42,12 @@ import torch
 
 from emomon.config import SourceConfig
 from emomon.models.checkpoint import load_checkpoint
-from emomon.models.dataset import Example, FeatureBuilder, fixed_examples, load_sources
-from emomon.models.features import text_key
-from emomon.models.evaluation import Scored, evaluation_unit, score_examples
-from emomon.models.metrics import per_group_accuracy
+from emomon.training.feature_builder import FeatureBuilder
+from emomon.training.pairing import Example, fixed_examples
+from emomon.training.sources import load_sources
+from emomon.training.features import text_key
+from emomon.training.evaluation import Scored, evaluation_unit, score_examples
+from emomon.training.metrics import per_group_accuracy
 
 
 def evaluate(ckpt, source: SourceConfig, modes=("paired", "speech-only", "text-only"), synth_voice: str | None = None,
@@ -97,7 +99,7 @@ def uncertainty(results: dict[str, dict[str, Scored]]) -> dict:
 def timing(ckpt, n: int = 200, rec=None) -> dict:
     """Size, parameters and p50 milliseconds per utterance; pass ``rec`` (an ``EmotionRecognizer`` of ``ckpt``) to
     time it again without loading the model again."""
-    from emomon.models.encoders.base import Frames
+    from emomon.models.frames import Frames
     from emomon.models.inference import EmotionRecognizer
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -144,7 +146,7 @@ def row(name: str, ev) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="en-tiny")
+    ap.add_argument("--checkpoint", default="hyfuser-tiny-en")
     ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
     ap.add_argument("--json")
     ap.add_argument("--skip-meld-speech", action="store_true", help="skip the espeak-ng reading of MELD test (slowest part)")

@@ -2,7 +2,7 @@
 
     python bench/paired_compare.py A B [--split test] [--mode paired] [--config PRESET]
 
-Both checkpoints are evaluated (``emomon.models.evaluation.evaluate_checkpoint``) on the corpora and speaker splits
+Both checkpoints are evaluated (``emomon.training.evaluation.evaluate_checkpoint``) on the corpora and speaker splits
 of A's preset (or ``--config``'s), each reading the clips as its own configuration asks. Per source it prints each
 model's accuracy and weighted F1, the paired difference B - A with its 95 % two-stage bootstrap interval (speakers,
 then their clips; MELD: dialogues), the exact McNemar test on the examples only one of the two got right, and on how
@@ -29,12 +29,12 @@ import time
 from emomon.config import load_config
 from emomon.errors import EmomonError
 from emomon.models.checkpoint import load_checkpoint
-from emomon.models.evaluation import MODES, average_scorings, evaluate_checkpoint
+from emomon.training.evaluation import MODES, average_scorings, evaluate_checkpoint
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("a", help="checkpoint A (the reference: a name such as en-tiny, or a folder)")
+    ap.add_argument("a", help="checkpoint A (the reference: a name such as hyfuser-tiny-en, or a folder)")
     ap.add_argument("b", help="checkpoint B (the candidate)")
     ap.add_argument("--split", default="test", choices=("train", "val", "test"))
     ap.add_argument("--mode", action="append", choices=MODES, help="modality mode(s); default paired and text-only")

@@ -73,8 +73,9 @@ def main() -> int:
 
     from emomon.config import SourceConfig, load_config
     from emomon.errors import EmomonError
-    from emomon.models.dataset import FeatureBuilder, load_sources
-    from emomon.models.encoders.whisper import WhisperSpeechEncoder
+    from emomon.training.feature_builder import FeatureBuilder
+    from emomon.training.sources import load_sources
+    from emomon.models.asr.encoder import WhisperSpeechEncoder
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     cfg = load_config("en-tiny")

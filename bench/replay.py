@@ -1,6 +1,6 @@
 """Throughput of `emomon replay` on a several-minute recording: real-time factor, time per stage, peak memory.
 
-    python bench/replay.py [--minutes 5] [--model en-tiny] [--file talk.wav] [--as-live]
+    python bench/replay.py [--minutes 5] [--model hyfuser-tiny-en] [--file talk.wav] [--as-live]
 
 Without --file it builds a recording from the bundled sample (two espeak-ng voices, ~50 s) repeated to the length
 asked. It runs the real command in a subprocess and samples its resident memory.
@@ -22,8 +22,8 @@ import numpy as np
 
 
 def build_recording(minutes: float, out: Path) -> Path:
-    from emomon.audio import load_audio
-    from emomon.models.data.synth import write_wav
+    from emomon.audio.decode import load_audio
+    from emomon.training.data.synth import write_wav
     from emomon.monitor.app import sample_recording
 
     sample = load_audio(sample_recording())
@@ -49,7 +49,7 @@ def run(args: list[str]) -> tuple[subprocess.CompletedProcess, list[int], float]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=5.0)
-    ap.add_argument("--model", default="en-tiny")
+    ap.add_argument("--model", default="hyfuser-tiny-en")
     ap.add_argument("--file")
     ap.add_argument("--as-live", action="store_true", help="replay with the live reading (no first pass, one speed)")
     args = ap.parse_args()

@@ -1,6 +1,6 @@
 """Accuracy of `emomon replay` itself on recordings of unseen actors: the whole product path, not cached features.
 
-    python bench/replay_accuracy.py [--model en-tiny] [--data ../shared/data] [--gap 0.7] [--keep DIR]
+    python bench/replay_accuracy.py [--model hyfuser-tiny-en] [--data ../shared/data] [--gap 0.7] [--keep DIR]
 
 For each of the checkpoint's RAVDESS validation and test actors (en-tiny: 17-18 and 19-24; a refit trained on its
 validation actors and has none), their clips (7 classes, calm -> neutral) are joined in a shuffled order (seed 0) into
@@ -13,7 +13,7 @@ first pass at one speed, and the default replay reading: those baselines with sp
 (0.95/1/1.05 averaged). Also prints each run's speed (audio seconds of the first recording's clock per wall second:
 the recordings of a split are replayed side by side). After each split, every reading is compared with reading as
 live on the same clips: the paired difference with its 95 % interval (actors, then their clips) and the exact McNemar
-test (``emomon.models.metrics``). """
+test (``emomon.training.metrics``). """
 
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ READINGS = {"as live": ["--as-live"], "replay, one speed": ["--config", "ONE_SPE
 
 def build_recordings(items, folder: Path, gap: float) -> dict[str, list[tuple[float, float, str]]]:
     """One WAV per actor; returns actor -> [(start_s, end_s, label)] of its clips in the recording."""
-    from emomon.models.data.synth import write_wav
+    from emomon.training.data.synth import write_wav
 
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
 
     by_actor: dict[str, list] = {}
     for it in items:
@@ -71,7 +71,7 @@ def score(rows: list[dict], spans: list[tuple[float, float, str]], classes: tupl
 
 def compare_readings(split: str, y: np.ndarray, actor: np.ndarray, predicted: dict[str, np.ndarray], classes) -> list[str]:
     """Table rows: each reading after the first against the first, paired on the same clips."""
-    from emomon.models.metrics import bootstrap_interval, mcnemar
+    from emomon.training.metrics import bootstrap_interval, mcnemar
 
     (_, base), *others = predicted.items()
     rows = []
@@ -85,7 +85,7 @@ def compare_readings(split: str, y: np.ndarray, actor: np.ndarray, predicted: di
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="en-tiny")
+    ap.add_argument("--model", default="hyfuser-tiny-en")
     ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
     ap.add_argument("--gap", type=float, default=0.7, help="seconds of silence between clips")
     ap.add_argument("--keep", help="write the recordings and CSVs here instead of a temporary folder")
@@ -95,7 +95,7 @@ def main() -> int:
         print(f"RAVDESS not found under {data}", file=sys.stderr)
         return 3
     from emomon.models.checkpoint import load_checkpoint
-    from emomon.models.dataset import load_sources
+    from emomon.training.sources import load_sources
 
     from emomon.config import SourceConfig
 
@@ -126,7 +126,7 @@ def main() -> int:
             files = [str(folder / f"actor{int(a):02d}.wav") for a in actors]
             names = [x for i, a in enumerate(actors) for x in ("--speaker", f"{i}=actor{int(a):02d}")]
             one_speed = root / "one-speed.toml"  # the default preset without speed test-time augmentation
-            one_speed.write_text('extends = "en-tiny"\n[replay]\ntta_speeds = []\n')
+            one_speed.write_text('extends = "default"\n[replay]\ntta_speeds = []\n')
             index = {c: i for i, c in enumerate(ckpt.classes)}
             y = np.array([index[label] for a in actors for _, _, label in spans[a]])
             actor_of = np.array([a for a in actors for _ in spans[a]])

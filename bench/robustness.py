@@ -1,6 +1,6 @@
 """How a checkpoint's accuracy holds up when the speech reaches it through noise, a room or a telephone line.
 
-    python bench/robustness.py [--checkpoint en-tiny] [--data ../shared/data] [--corpus ravdess] [--orders 10]
+    python bench/robustness.py [--checkpoint hyfuser-tiny-en] [--data ../shared/data] [--corpus ravdess] [--orders 10]
                                [--conditions clean,pink20,pink10,pink5,babble10,room,phone,call] [--json out.json]
 
 Each test clip of the checkpoint's own held-out speakers (en-tiny: RAVDESS actors 19-24) is degraded, and the
@@ -58,7 +58,7 @@ def mix(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
 
 
 def degrade(audio: np.ndarray, condition: str, rng: np.random.Generator, others: list[np.ndarray]) -> np.ndarray:
-    from emomon.models.data.augment import band_limit, colored_noise, convolve, synthetic_rir
+    from emomon.training.data.augment import band_limit, colored_noise, convolve, synthetic_rir
 
     x = np.asarray(audio, np.float32)
     if condition == "clean":
@@ -87,7 +87,7 @@ def degrade(audio: np.ndarray, condition: str, rng: np.random.Generator, others:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="en-tiny")
+    ap.add_argument("--checkpoint", default="hyfuser-tiny-en")
     ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
     ap.add_argument("--corpus", default="ravdess", choices=("ravdess", "nemo", "ased"))
     ap.add_argument("--conditions", default=",".join(CONDITIONS))
@@ -106,16 +106,18 @@ def main() -> int:
         return 3
     import torch
 
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
     from emomon.config import SourceConfig
     from emomon.models.checkpoint import load_checkpoint
-    from emomon.models.data.augment import seed_for
-    from emomon.models.data.synth import write_wav
-    from emomon.models.dataset import FeatureBuilder, fixed_examples, load_sources
-    from emomon.models.features import FeatureStore
-    from emomon.models.metrics import classification_metrics
+    from emomon.training.data.augment import seed_for
+    from emomon.training.data.synth import write_wav
+    from emomon.training.feature_builder import FeatureBuilder
+    from emomon.training.pairing import fixed_examples
+    from emomon.training.sources import load_sources
+    from emomon.training.features import FeatureStore
+    from emomon.training.metrics import classification_metrics
     from emomon.models.speaker_baseline import stream_offsets
-    from emomon.models.training import predict_examples
+    from emomon.training.loop import predict_examples
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     ckpt = load_checkpoint(args.checkpoint)

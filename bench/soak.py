@@ -1,6 +1,6 @@
 """Soak test: a long simulated stream through the real pipeline; memory and queues must stay flat.
 
-    python bench/soak.py [--hours 2] [--model en-tiny]
+    python bench/soak.py [--hours 2] [--model hyfuser-tiny-en]
 
 The stream is the bundled sample conversation repeated (generated on the fly, never held whole), fed as fast as the
 pipeline takes it (back-pressure, no drops) and read as live (running speaker baselines, one speed). Every 30 s of
@@ -33,7 +33,7 @@ class LoopSource:
         self.error = ""
 
     def run(self, emit, stop: threading.Event, t0: float) -> None:
-        from emomon.monitor.records import AudioChunk, EndOfStream
+        from emomon.records import AudioChunk, EndOfStream
 
         pos = 0
         n = len(self.audio)
@@ -52,18 +52,18 @@ def rss_mb() -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=2.0)
-    ap.add_argument("--model", default="en-tiny")
+    ap.add_argument("--model", default="hyfuser-tiny-en")
     ap.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     args = ap.parse_args()
 
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
     from emomon.config import load_config
     from emomon.models.checkpoint import read_checkpoint_preset
     from emomon.monitor.app import sample_recording
     from emomon.monitor.pipeline import Session, step_names_of
     from emomon.monitor.sinks import CsvSink
 
-    cfg = load_config("en-tiny")
+    cfg = load_config("default")
     # the stream stands in for a long live session, so it is read as live: running speaker baselines, one speed (a
     # full-speed replay's first pass over the whole recording has no file to read here, and no live session has it)
     cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=args.model),
@@ -73,7 +73,7 @@ def main() -> int:
     session.load()
     steps = step_names_of(read_checkpoint_preset(args.model).model)
     with tempfile.TemporaryDirectory() as d:
-        sink = CsvSink(Path(d) / "soak.csv", session.session_id, cfg.classes, steps, timed=False, fsync=False)
+        sink = CsvSink(Path(d) / "soak.csv", session.session_id, cfg.classes, steps, fsync=False)
         session.sinks.append(sink)
         samples = []
         t0 = time.time()

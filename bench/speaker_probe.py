@@ -33,7 +33,8 @@ def main() -> int:
     from sklearn.preprocessing import StandardScaler
 
     from emomon.config import SourceConfig, load_config
-    from emomon.models.dataset import FeatureBuilder, load_sources
+    from emomon.training.feature_builder import FeatureBuilder
+    from emomon.training.sources import load_sources
 
     cfg = load_config("en-tiny")
     src = SourceConfig(corpus="ravdess", path=str(data / "ravdess"), text="none", test_speakers=tuple(str(i) for i in range(19, 25)))

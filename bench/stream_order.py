@@ -1,6 +1,6 @@
 """How much a test figure read through the running speaker baseline depends on the order the clips are streamed in.
 
-    python bench/stream_order.py [--checkpoint en-tiny] [--orders 50] [--data ../shared/data] [--json out.json]
+    python bench/stream_order.py [--checkpoint hyfuser-tiny-en] [--orders 50] [--data ../shared/data] [--json out.json]
 
 The model card streams each test speaker's clips through the running baseline in one fixed order (by cache key), as
 a live session hears a speaker's utterances one after another. A clip's offset depends on which of the speaker's
@@ -29,7 +29,7 @@ CORPORA = ("ravdess", "nemo", "ased")
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="en-tiny")
+    ap.add_argument("--checkpoint", default="hyfuser-tiny-en")
     ap.add_argument("--orders", type=int, default=50, help="random stream orders per corpus")
     ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
     ap.add_argument("--json", help="also write the figures (every order's accuracy) here")
@@ -45,9 +45,11 @@ def main() -> int:
 
     from emomon.config import SourceConfig
     from emomon.models.checkpoint import load_checkpoint
-    from emomon.models.dataset import FeatureBuilder, fixed_examples, load_sources
+    from emomon.training.feature_builder import FeatureBuilder
+    from emomon.training.pairing import fixed_examples
+    from emomon.training.sources import load_sources
     from emomon.models.speaker_baseline import session_offsets, stream_offsets
-    from emomon.models.training import predict_examples
+    from emomon.training.loop import predict_examples
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     ckpt = load_checkpoint(args.checkpoint)

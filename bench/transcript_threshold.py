@@ -1,6 +1,6 @@
 """What the transcript threshold (``model.min_asr_logprob``) does to a checkpoint, measured in one run.
 
-    python bench/transcript_threshold.py [--checkpoint en-tiny] [--split val] [--thresholds=-20,-1] [--speakers-of CKPT]
+    python bench/transcript_threshold.py [--checkpoint hyfuser-tiny-en] [--split val] [--thresholds=-20,-1] [--speakers-of CKPT]
 
 For each threshold, the checkpoint is evaluated on its own corpora's ``--split`` (speaker-held-out; the default is
 validation, the split models are chosen on) with ASR transcripts whose average token log-probability is below the
@@ -25,9 +25,10 @@ import sys
 import numpy as np
 
 from emomon.models.checkpoint import load_checkpoint, read_checkpoint_preset
-from emomon.models.dataset import FeatureBuilder, load_sources
-from emomon.models.evaluation import evaluate_checkpoint
-from emomon.models.features import FeatureStore
+from emomon.training.feature_builder import FeatureBuilder
+from emomon.training.sources import load_sources
+from emomon.training.evaluation import evaluate_checkpoint
+from emomon.training.features import FeatureStore
 
 
 def with_threshold(ckpt, threshold: float):
@@ -60,7 +61,7 @@ def split_transcripts(ckpt, split: str) -> dict[str, list[tuple[str, float]]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="en-tiny")
+    ap.add_argument("--checkpoint", default="hyfuser-tiny-en")
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--thresholds", default="-20,-1", help="comma-separated average log-probability thresholds")
     ap.add_argument("--speakers-of", metavar="CHECKPOINT", help="use this checkpoint's validation and test speakers")

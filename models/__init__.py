@@ -1,5 +1,5 @@
 """Emotion models: encoders, fused text+speech architectures, checkpoints, training and evaluation."""
 
-from emomon.models.labels import EMOTIONS
+from emomon.labels import EMOTIONS
 
 __all__ = ["EMOTIONS"]

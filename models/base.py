@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -11,42 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from emomon.config import ModelConfig
-from emomon.models.encoders.base import Frames
+from emomon.models.branches import BRANCHES, BranchHeads
+from emomon.models.frames import Frames
+from emomon.models.io import EmotionOutput, FusionInput, nll_loss
 from emomon.models.scaler import JointStandardScaler
-
-
-@dataclass
-class FusionInput:
-    """Model-ready tensors: scaled text (B, Lt, D) and aligned, scaled speech (B, Ls, D), each with a mask."""
-
-    text: torch.Tensor
-    text_mask: torch.Tensor
-    speech: torch.Tensor
-    speech_mask: torch.Tensor
-    #: (B,) whether each example has text / speech at all (an absent one is the single placeholder frame).
-    text_present: torch.Tensor
-    speech_present: torch.Tensor
-    #: Optional extras some architectures use (e.g. word timestamps for the graph of the complementary model).
-    extras: dict = field(default_factory=dict)
-
-    def to(self, device: torch.device) -> "FusionInput":
-        return FusionInput(self.text.to(device), self.text_mask.to(device), self.speech.to(device), self.speech_mask.to(device),
-                           self.text_present.to(device), self.speech_present.to(device),
-                           {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.extras.items()})
-
-
-@dataclass
-class EmotionOutput:
-    """The fused class distribution, and each step's (or branch's) own distribution, all (batch, classes)."""
-
-    probs: torch.Tensor
-    steps: dict[str, torch.Tensor]
-    log_probs: torch.Tensor
-    #: With ``model.branch_heads``: each branch's log-distribution (for its own loss) and the late-fusion weights
-    #: (B, 3: architecture, text, speech).
-    branch_log: dict[str, torch.Tensor] | None = None
-    branch_present: dict[str, torch.Tensor] | None = None
-    weights: torch.Tensor | None = None
 
 
 def align_length(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -86,8 +53,6 @@ class FusionModel(nn.Module):
         self.speech_in = nn.Identity() if self.d_model == speech_dim else nn.Linear(speech_dim, self.d_model)
         self.branches = None
         if cfg.branch_heads:
-            from emomon.models.branches import BranchHeads
-
             self.branches = BranchHeads(text_dim, speech_dim, n_classes, cfg.dropout)
             # A forward hook, so that every architecture's forward() stays exactly its paper's algorithm.
             self.register_forward_hook(_late_fusion)
@@ -97,8 +62,6 @@ class FusionModel(nn.Module):
         """The steps an output reports: the architecture's own, plus (with branch heads) its fused output and the branches."""
         if not cfg.branch_heads:
             return tuple(cls.step_names)
-        from emomon.models.branches import BRANCHES
-
         return (*cls.step_names, cls.arch, *BRANCHES)
 
     def set_scaler(self, scaler: JointStandardScaler) -> None:
@@ -153,7 +116,7 @@ class FusionModel(nn.Module):
         """Cross-entropy of the fused distribution, plus ``step_loss_weight`` x the mean per-step cross-entropy.
 
         ``branch_labelled`` (batch, 2; text, speech): which examples' text / speech by itself expresses the label
-        (:class:`emomon.models.dataset.Example`, with ``train.branch_label_mask``); the branch heads learn only from
+        (:class:`emomon.training.pairing.Example`, with ``train.branch_label_mask``); the branch heads learn only from
         those (default: from every example that has their modality)."""
         loss = nll_loss(out.log_probs, labels, label_smoothing)
         w = self.cfg.step_loss_weight
@@ -169,11 +132,3 @@ class FusionModel(nn.Module):
 def _late_fusion(model: FusionModel, args: tuple, out: EmotionOutput) -> EmotionOutput:
     """Forward hook of a model with branch heads: the architecture's output, late-fused with the branches."""
     return model.branches.fuse(args[0], out, model.arch)
-
-
-def nll_loss(log_probs: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
-    """Negative log-likelihood of log-probabilities, with label smoothing."""
-    nll = F.nll_loss(log_probs, labels)
-    if smoothing <= 0:
-        return nll
-    return (1 - smoothing) * nll - smoothing * log_probs.mean(-1).mean()

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emomon.models.base import EmotionOutput, FusionInput, nll_loss
+from emomon.models.io import EmotionOutput, FusionInput, nll_loss
 from emomon.models.layers import masked_mean
 
 #: Hidden width of the speech branch's MLP.

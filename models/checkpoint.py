@@ -10,28 +10,32 @@ every further member is an entry of its ``ensemble`` list (weights file and SHA-
 member's preset and metadata). It is format version 2, which an emomon that reads only version 1 refuses instead of
 silently reading the first member alone.
 
-Shipped checkpoints live in ``emomon/models/weights/<name>/`` and load by name (``load_checkpoint("en-tiny")``).
+Shipped checkpoints live in ``emomon/models/weights/<name>/`` and load by name (``load_checkpoint("hyfuser-tiny-en")``);
+an old name in :data:`CHECKPOINT_ALIASES` loads the checkpoint it now names.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+# torch and safetensors are not deferred: the classes below hold torch modules, so torch loads with this module
+# anyway, and safetensors adds little to it; the command line imports this module only in commands that read checkpoints.
+import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
 
-from emomon import __version__
+from emomon.config import EmomonConfig, config_from_dict
 from emomon.errors import ConfigError, ModelError
-from emomon.config import EmomonConfig, config_from_dict, config_to_dict
+from emomon.models.ensemble import EnsembleModel
 from emomon.models.registry import build_model
 from emomon.models.scaler import JointStandardScaler
+from emomon.models.speaker_baseline import SpeakerBaselineOptions
 
 FORMAT = "emomon.checkpoint"
 #: A single model's checkpoint.
@@ -40,7 +44,12 @@ FORMAT_VERSION = 1
 ENSEMBLE_FORMAT_VERSION = 2
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-DEFAULT_CHECKPOINT = "en-tiny"
+#: The shipped model: the five-member ensemble of the en-tiny recipe line (models/weights/hyfuser-tiny-en).
+DEFAULT_CHECKPOINT = "hyfuser-tiny-en"
+#: Old names of shipped checkpoints -> the folder they name now. "en-tiny" was the shipped model's name until it was
+#: renamed so that it no longer shares its name with the stage-1 training recipe; old presets (``runtime.model``),
+#: ``--model en-tiny`` and checkpoints trained with ``encoders.text.tuned_from = "en-tiny"`` keep loading it.
+CHECKPOINT_ALIASES = {"en-tiny": DEFAULT_CHECKPOINT}
 
 
 @dataclass
@@ -60,8 +69,15 @@ class Checkpoint:
 
 
 def packaged_checkpoints() -> list[str]:
+    """The shipped checkpoints' names (their folders; aliases not included)."""
     root = resources.files("emomon.models.weights")
     return sorted(p.name for p in root.iterdir() if p.is_dir() and p.joinpath(CONFIG_FILE).is_file())
+
+
+def shipped_name(name_or_path: str | Path) -> str | None:
+    """The shipped checkpoint a name means (``en-tiny`` -> ``hyfuser-tiny-en``), or None when it names none."""
+    name = CHECKPOINT_ALIASES.get(str(name_or_path), str(name_or_path))
+    return name if name in packaged_checkpoints() else None
 
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
@@ -74,10 +90,13 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     if p.exists():
         raise ModelError(f"{p} is not a checkpoint: give the directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
     if "/" not in str(name_or_path):
-        res = resources.files("emomon.models.weights").joinpath(str(name_or_path))
+        name = CHECKPOINT_ALIASES.get(str(name_or_path), str(name_or_path))
+        res = resources.files("emomon.models.weights").joinpath(name)
         if res.is_dir() and res.joinpath(CONFIG_FILE).is_file():
             return Path(str(res))
+    aliases = [f"{old} = {new}" for old, new in CHECKPOINT_ALIASES.items()]
     shipped = ", ".join(packaged_checkpoints()) or "none"
+    shipped += f"; old names: {', '.join(aliases)}" if aliases else ""
     raise ModelError(f"checkpoint not found: {name_or_path} (shipped checkpoints: {shipped})")
 
 
@@ -88,66 +107,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_checkpoint(directory: str | Path, model, config: EmomonConfig, fingerprints: dict[str, str], metadata: dict | None = None,
-                    text_layers: str | Path | None = None) -> Path:
-    """Write ``model`` and its config into ``directory`` (created if needed); files are replaced atomically.
-    ``text_layers``: the tuned text encoder layers, copied in beside the weights when they live elsewhere."""
-    from safetensors.torch import save
-
-    directory = Path(directory)
-    if config.encoders.text.tune_layers and text_layers is None:
-        raise ModelError("encoders.text.tune_layers is set: the checkpoint needs its tuned text layers")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        text_doc = {}
-        if text_layers is not None:
-            from emomon.models.text_tuning import TUNED_TEXT_FILE
-
-            blob_t = Path(text_layers).read_bytes()
-            if Path(text_layers).resolve() != (directory / TUNED_TEXT_FILE).resolve():
-                _atomic_write(directory / TUNED_TEXT_FILE, blob_t)
-            text_doc = {"text_layers": {"file": TUNED_TEXT_FILE, "sha256": hashlib.sha256(blob_t).hexdigest()}}
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        blob = save(state, metadata={"format": FORMAT, "arch": config.model.arch})
-        _atomic_write(directory / WEIGHTS_FILE, blob)
-        cfg = dict(config_to_dict(config))
-        cfg.pop("base_dir", None)
-        doc = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "emomon_version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "config": cfg,
-            "dims": {"text": model.text_dim, "speech": model.speech_dim},
-            "fingerprints": dict(fingerprints),
-            "scaler": model.scaler.to_dict(),
-            **({"speaker_baseline": model.speaker_baseline.to_dict()} if model.speaker_baseline is not None else {}),
-            "weights": {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(blob).hexdigest(), "parameters": sum(v.numel() for v in state.values())},
-            **text_doc,
-            "metadata": metadata or {},
-        }
-        _atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())
-    except OSError as exc:
-        from emomon.errors import OutputError
-
-        raise OutputError(f"cannot write checkpoint to {directory}: {exc.strerror or exc}") from None
-    return directory
 
 
 def read_checkpoint_config(name_or_path: str | Path) -> tuple[Path, dict]:
@@ -178,26 +137,6 @@ def _preset_of(directory: Path, doc: dict) -> EmomonConfig:
         raise ModelError(f"{directory}: invalid model config in checkpoint: {exc}") from None
 
 
-def set_transcript_threshold(name_or_path: str | Path, threshold: float) -> float:
-    """Write ``model.min_asr_logprob`` into a checkpoint's config.json (the weights are untouched: a model trained
-    reading every transcript already handles absent text) and append ``{value, before, set}`` to its metadata's
-    ``transcript_threshold`` list, so the first entry's ``before`` is what the model was trained with. The new config
-    is validated before anything is written; returns the value it replaced."""
-    directory, doc = read_checkpoint_config(name_or_path)
-    before = _preset_of(directory, doc).model.min_asr_logprob
-    doc["config"]["model"]["min_asr_logprob"] = threshold
-    _preset_of(directory, doc)  # a refused value raises here, with the file as it was
-    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    doc.setdefault("metadata", {}).setdefault("transcript_threshold", []).append({"value": threshold, "before": before, "set": now})
-    try:
-        _atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())
-    except OSError as exc:
-        from emomon.errors import OutputError
-
-        raise OutputError(f"cannot write {directory / CONFIG_FILE}: {exc.strerror or exc}") from None
-    return before
-
-
 def read_checkpoint_preset(name_or_path: str | Path) -> EmomonConfig:
     """The preset a checkpoint was trained with (classes, encoders, architecture), validated, weights not read."""
     return _preset_of(*read_checkpoint_config(name_or_path))
@@ -221,8 +160,6 @@ def load_checkpoint(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str |
             raise ModelError(f"{directory}: the 'ensemble' section of {CONFIG_FILE} is malformed (a list of members)")
         if doc.get("format_version") != ENSEMBLE_FORMAT_VERSION:
             raise ModelError(f"{directory}: an ensemble checkpoint must have format version {ENSEMBLE_FORMAT_VERSION}")
-        from emomon.models.ensemble import EnsembleModel
-
         members = [model]
         for i, entry in enumerate(extra, start=1):
             for key in ("config", "scaler", "weights"):
@@ -249,9 +186,6 @@ def _weights_path(directory: Path, doc: dict) -> Path:
 def _load_member(directory: Path, config: EmomonConfig, dims: dict[str, int], doc: dict, what: str = "") -> torch.nn.Module:
     """One fusion model from the ``weights``, ``scaler`` and ``speaker_baseline`` entries of ``doc`` (the checkpoint's
     own, or an ensemble member's), checked against the preset's architecture."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_safetensors
-
     where = f"{directory}{f' ({what})' if what else ''}"
     try:
         expected_sha = str(doc["weights"]["sha256"])
@@ -276,8 +210,6 @@ def _load_member(directory: Path, config: EmomonConfig, dims: dict[str, int], do
     except ConfigError as exc:
         raise ModelError(f"{where}: {exc}") from None
     if config.model.speaker_baseline > 0:
-        from emomon.models.speaker_baseline import SpeakerBaselineOptions
-
         if not isinstance(doc.get("speaker_baseline"), dict):
             raise ModelError(f"{where}: the config asks for speaker baseline normalisation but the checkpoint has no 'speaker_baseline' section")
         model.speaker_baseline = SpeakerBaselineOptions.from_dict(doc["speaker_baseline"], dims["speech"])
@@ -299,112 +231,8 @@ def _load_member(directory: Path, config: EmomonConfig, dims: dict[str, int], do
 def _same_baseline(a, b) -> bool:
     if a is None or b is None:
         return a is b
-    import numpy as np
-
     # the same up to float rounding: one population's mean, summed in another order, differs in the 7th digit
     return a.prior_weight == b.prior_weight and a.window == b.window and np.allclose(a.population_mean, b.population_mean, rtol=0, atol=1e-5)
-
-
-def _half_weights(blob: bytes) -> bytes:
-    """A weights file with every floating tensor stored in float16 (loading casts back to the model's float32)."""
-    from safetensors.torch import load as load_safetensors, save
-
-    # the safetensors layout: an 8-byte little-endian header length, then the JSON header with "__metadata__"
-    header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
-    state = {k: v.half() if v.is_floating_point() else v for k, v in load_safetensors(blob).items()}
-    return save(state, metadata={**(header.get("__metadata__") or {}), "dtype": "float16"})
-
-
-def save_ensemble(directory: str | Path, members: list[str | Path], *, half: bool = False) -> Path:
-    """Write an ensemble of trained checkpoints as one checkpoint in ``directory`` (which must not be one of them).
-
-    The members must share the architecture and its settings, the classes, the encoders (same fingerprints and
-    widths, the same tuned text layers) and the speaker baseline options: at run time one pass of each encoder and
-    one speaker baseline serve them all. Each member is loaded and validated first; the first member's files and
-    config become the checkpoint's own, and every other member's weights are copied in as ``member-<i>.safetensors``.
-    A checkpoint that is already an ensemble stands for its trainings, in their order, so an ensemble can grow
-    (``emomon ensemble OUT en-tiny runs/new``); one training given twice is refused. ``half``: every member's weights
-    are stored in float16 (half the size on disk; loaded as float32, so inference runs as before on rounded weights)."""
-    if len(members) < 2:
-        raise ModelError("an ensemble needs two or more checkpoints")
-    from emomon.models.ensemble import EnsembleModel
-
-    directory = Path(directory)
-    # One record per training: (what it came from, its checkpoint, its config.json entry: the document itself for a
-    # single training, or an ensemble's own first member / one of its "ensemble" entries).
-    records: list[tuple[str, Checkpoint, dict]] = []
-    loaded: list[tuple[Checkpoint, dict]] = []  # each checkpoint given and its config.json, read once
-    for m in members:
-        ckpt = load_checkpoint(m)
-        if directory.exists() and directory.resolve() == ckpt.path.resolve():
-            raise ModelError(f"the ensemble cannot be written over its member {ckpt.path}")
-        ckpt_doc = read_checkpoint_config(ckpt.path)[1]
-        loaded.append((ckpt, ckpt_doc))
-        if isinstance(ckpt.model, EnsembleModel):
-            meta = ckpt_doc.get("metadata") or {}
-            sources = meta.get("ensemble_of") or []
-            first_source = str(sources[0]) if sources else f"{m} (first member)"
-            records.append((first_source, ckpt, {**ckpt_doc, "metadata": meta.get("first_member") or {}}))
-            records += [(str(entry.get("source") or f"{m} (member {i})"), ckpt, entry)
-                        for i, entry in enumerate(ckpt_doc["ensemble"], start=1)]
-        else:
-            records.append((str(m), ckpt, ckpt_doc))
-    seen: dict[str, str] = {}
-    for source, _, entry in records:
-        sha = str(entry["weights"]["sha256"])
-        if sha in seen:
-            raise ModelError(f"{source} and {seen[sha]} are the same training (identical weights); give each training once")
-        seen[sha] = source
-
-    def shared(ckpt: Checkpoint, doc: dict) -> tuple:
-        """What members must have in common; the tuned text layers by the SHA-256 that loading just verified."""
-        return ckpt.config.model, ckpt.config.classes, ckpt.dims, ckpt.fingerprints, (doc.get("text_layers") or {}).get("sha256")
-
-    (first, first_doc), first_entry = loaded[0], records[0][2]
-    for ckpt, ckpt_doc in loaded[1:]:
-        if shared(ckpt, ckpt_doc) != shared(first, first_doc):
-            raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their model settings, classes or encoders differ")
-        if not _same_baseline(ckpt.model.speaker_baseline, first.model.speaker_baseline):
-            raise ModelError(f"{ckpt.path} cannot join an ensemble with {first.path}: their speaker baseline options differ")
-
-    def write_weights(file: str, ckpt: Checkpoint, entry: dict) -> dict:
-        """Copy (or halve) one training's weights into the ensemble; returns its ``weights`` entry."""
-        blob = _weights_path(ckpt.path, entry).read_bytes()
-        if half:
-            blob = _half_weights(blob)
-        _atomic_write(directory / file, blob)
-        out = {**entry["weights"], "file": file, "sha256": hashlib.sha256(blob).hexdigest()}
-        if half:
-            out["dtype"] = "float16"
-        return out
-
-    doc = {k: v for k, v in first_entry.items() if k not in ("ensemble", "source")}
-    entries = []
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        own_weights = write_weights(WEIGHTS_FILE, first, first_entry)
-        if first.text_layers:
-            _atomic_write(directory / first.text_layers.name, first.text_layers.read_bytes())
-        for i, (source, ckpt, entry) in enumerate(records[1:], start=1):
-            entries.append({
-                "source": source,
-                "config": entry["config"],
-                "scaler": entry["scaler"],
-                **({"speaker_baseline": entry["speaker_baseline"]} if "speaker_baseline" in entry else {}),
-                "weights": write_weights(f"member-{i}.safetensors", ckpt, entry),
-                "metadata": entry.get("metadata") or {},
-            })
-        doc.update(format_version=ENSEMBLE_FORMAT_VERSION, emomon_version=__version__, ensemble=entries,
-                   weights=own_weights,
-                   created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        doc["metadata"] = {"ensemble_of": [source for source, _, _ in records], "first_member": first_entry.get("metadata") or {}}
-        _atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())
-    except OSError as exc:
-        from emomon.errors import OutputError
-
-        raise OutputError(f"cannot write checkpoint to {directory}: {exc.strerror or exc}") from None
-    load_checkpoint(directory)  # what was written reads back
-    return directory
 
 
 def _checked_text_layers(directory: Path, doc: dict) -> Path:

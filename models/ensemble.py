@@ -6,7 +6,7 @@ probabilities is more accurate and better calibrated than either (Lakshminarayan
 encoders (one MiniLM and one Whisper pass serve all of them) and the speaker baseline options, so only the fusion
 models run once per member; each keeps its own joint scaler, applied in its own ``prepare``.
 
-Saved as one checkpoint (``emomon.models.checkpoint.save_ensemble``): the first member is the checkpoint's own
+Saved as one checkpoint (``emomon.training.saving.save_ensemble``): the first member is the checkpoint's own
 weights and scaler, the others are listed under ``ensemble`` in its ``config.json``.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emomon.models.base import EmotionOutput
+from emomon.models.io import EmotionOutput
 
 
 class EnsembleModel(nn.Module):

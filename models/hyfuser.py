@@ -23,7 +23,8 @@ Choices where the paper is silent, kept here so they can be checked:
 
 from __future__ import annotations
 
-from emomon.models.base import EmotionOutput, FusionInput, FusionModel
+from emomon.models.base import FusionModel
+from emomon.models.io import EmotionOutput, FusionInput
 from emomon.models.layers import PostLNBlock, TransformerEncoder, masked_mean
 from torch import nn
 

@@ -13,9 +13,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from emomon.audio.speed import speed as resample_speed
+from emomon.errors import ModelError
 from emomon.models.branches import BRANCHES
 from emomon.models.checkpoint import DEFAULT_CHECKPOINT, Checkpoint, load_checkpoint
-from emomon.models.encoders.base import Frames, autocast, pick_device
+from emomon.models.encoders import build_speech_encoder, build_text_encoder
+from emomon.models.frames import Frames, autocast, pick_device
+from emomon.models.speaker_baseline import SpeakerBaseline
+from emomon.models.wordtimes import token_times
 
 logger = logging.getLogger("emomon")
 
@@ -46,8 +51,6 @@ class EmotionRecognizer:
         self.speeds: tuple[float, ...] = (1.0,)
         opts = getattr(self.model, "speaker_baseline", None)
         if opts is not None:
-            from emomon.models.speaker_baseline import SpeakerBaseline
-
             #: Running per-speaker baselines of this session (see models/speaker_baseline.py).
             self.baselines = SpeakerBaseline(opts)
         else:
@@ -67,14 +70,12 @@ class EmotionRecognizer:
             speeds = (1.0,)
         self.speeds = speeds
         if self.baselines is not None:
-            from emomon.models.speaker_baseline import SpeakerBaseline
-
             self._speed_baselines = {f: self._speed_baselines.get(f) or SpeakerBaseline(self.baselines.options)
                                      for f in speeds if f != 1.0}
 
     def use_session_baselines(self, baselines: dict[float, object]) -> None:
         """Replace the running baselines by fixed whole-recording ones (:class:`SessionBaseline`), one per speed
-        of :attr:`speeds` (see ``emomon.monitor.prepass``)."""
+        of :attr:`speeds` (see ``emomon.monitor.first_pass``)."""
         missing = [f for f in self.speeds if f not in baselines]
         if self.baselines is None or missing:
             raise ValueError("session baselines need a speaker-baseline model and one baseline per reading speed")
@@ -91,8 +92,6 @@ class EmotionRecognizer:
     @property
     def text_encoder(self):
         if self._text is None:
-            from emomon.models.encoders import build_text_encoder
-
             self._text = build_text_encoder(self.config.encoders.text, self.device, self.ckpt.text_layers)
             self._check("text", self._text)
         return self._text
@@ -100,15 +99,11 @@ class EmotionRecognizer:
     @property
     def speech_encoder(self):
         if self._speech is None:
-            from emomon.models.encoders import build_speech_encoder
-
             self._speech = build_speech_encoder(self.config.encoders.speech, self.device)
             self._check("speech", self._speech)
         return self._speech
 
     def _check(self, modality: str, encoder) -> None:
-        from emomon.errors import ModelError
-
         want = self.ckpt.dims[modality]
         if encoder.dim != want:
             raise ModelError(f"the checkpoint expects {modality} features of size {want}, but its encoder gives {encoder.dim}")
@@ -143,8 +138,6 @@ class EmotionRecognizer:
         """The batch's speech as the model reads it, one padded batch per speed of :attr:`speeds`: frames at 1x
         (``None`` where not encoded yet: encoded here from the audio), the other speeds encoded from the audio, each
         normalised by that speed's speaker baselines. An utterance without audio is absent in every view."""
-        from emomon.models.data.augment import speed as resample_speed
-
         dim = self.ckpt.dims["speech"]
         views = []
         for factor in self.speeds:
@@ -173,8 +166,6 @@ class EmotionRecognizer:
     def word_time_extras(self, texts: Sequence[str | None], words: Sequence[Sequence[tuple[str, float, float]]],
                          offsets: Sequence[float], durations: Sequence[float]) -> dict:
         """``token_times``/``speech_seconds`` extras from ASR words (session seconds) and each audio's start."""
-        from emomon.models.wordtimes import token_times
-
         present = [t or "" for t in texts]
         spans = self.text_encoder.token_spans(present)
         return {

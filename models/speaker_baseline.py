@@ -19,9 +19,12 @@ a fixed order, exactly as the live monitor does.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from emomon.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,6 @@ class SpeakerBaselineOptions:
 
     @staticmethod
     def from_dict(d: dict, dim: int) -> "SpeakerBaselineOptions":
-        from emomon.errors import ModelError
-
         try:
             mean = np.asarray(d["population_mean"], dtype=np.float32)
             weight, window = float(d["prior_weight"]), int(d.get("window", 200))
@@ -131,12 +132,10 @@ class SessionBaseline:
 
 # ------------------------------------------------------------------------------------------- training / evaluation
 def fit_population(bank, keys, prior_weight: float, window: int = 200) -> SpeakerBaselineOptions:
-    """Options from the training speech keys of a :class:`~emomon.models.dataset.FeatureBank`: the mean of their
+    """Options from the training speech keys of a :class:`~emomon.training.feature_bank.FeatureBank`: the mean of their
     utterance means (each speaker's clips weigh by count, as they will in the running mean)."""
     keys = sorted(set(keys))
     if not keys:
-        from emomon.errors import ModelError
-
         raise ModelError("speaker baseline: no training speech to estimate the population mean from")
     mean = np.mean([bank.utterance_mean(k) for k in keys], axis=0).astype(np.float32)
     return SpeakerBaselineOptions(mean, float(prior_weight), window)
@@ -161,8 +160,6 @@ def stream_offsets(bank, keys, options: SpeakerBaselineOptions, order_seed: int 
     them) or, with ``order_seed``, a random permutation of that: a clip's offset depends on which clips came before
     it, so an accuracy read this way is one draw over orders (``bench/stream_order.py`` measures the spread). Keys
     that already have an offset from these options are left alone."""
-    import hashlib
-
     _claim(bank, options)
     todo = [k for k in dict.fromkeys(keys) if k and k not in bank.offsets]
     rng = np.random.default_rng(order_seed) if order_seed is not None else None

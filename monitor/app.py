@@ -109,7 +109,7 @@ def _status_fn(session: Session, model_name: str):
     """The dashboard header's numbers, read from the session's counters."""
     import statistics
 
-    from emomon.monitor.dashboard import DashboardStatus
+    from emomon.monitor.views.dashboard import DashboardStatus
 
     labels = tuple(f"{info.label} ({info.speaker})" for info in session.streams.values())
 
@@ -167,9 +167,11 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
     check_output_folder(csv_path, create=opts.csv is None)
     with _SignalStop(session) as sig:
         session.load()  # model errors end the command here, before the CSV exists
+        if session.whole_recording:  # a full-speed replay: a first pass, then the session reads against it
+            session.prepare_replay(build_sources(cfg, opts, live=False))
         while True:
             try:
-                csv_sink = CsvSink(csv_path, session.session_id, classes, steps, timed=live or opts.realtime)
+                csv_sink = CsvSink(csv_path, session.session_id, classes, steps)
                 break
             except OutputError:
                 if opts.csv is not None or not csv_path.exists():
@@ -180,7 +182,7 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
             session.sinks.append(AudioSaver(csv_path.with_name(csv_path.stem + "-audio")))
         dashboard = None
         if opts.dashboard:
-            from emomon.monitor.dashboard import Dashboard
+            from emomon.monitor.views.dashboard import Dashboard
 
             dashboard = Dashboard(cfg.dashboard, classes, status=_status_fn(session, Path(cfg.runtime.model).name))
             session.sinks.append(dashboard)

@@ -13,19 +13,29 @@ and every drop is counted and reported.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import queue
 import threading
 import time
 import uuid
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from emomon.audio.segmenter import Segmenter
 from emomon.config import EmomonConfig, ModelConfig
-from emomon.monitor.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, StreamNotice
+from emomon.models.inference import EmotionRecognizer
+from emomon.models.registry import model_class
+from emomon.models.speaker_embedding import default_embedder
+from emomon.monitor.asr import AsrStage
+from emomon.monitor.diarize import OnlineDiarizer, speaker_name
+from emomon.monitor.first_pass import AS_LIVE, prepare_replay_reading
 from emomon.monitor.sinks import Sink
+from emomon.monitor.worker import InferenceWorker
+from emomon.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, StreamNotice
 
 logger = logging.getLogger("emomon")
 
@@ -65,9 +75,7 @@ class Session:
     """A running monitor. ``sources`` are FileSource/MicSource objects; ``sinks`` receive results in order."""
 
     def __init__(self, cfg: EmomonConfig, sources: list, *, live: bool, recognizer_factory: Callable | None = None,
-                 asr_stage=None, drain_seconds: float = 1.5):
-        from emomon.monitor.inference import InferenceWorker
-
+                 drain_seconds: float = 1.5):
         self.cfg = cfg
         self.sources = sources
         self.sinks: list[Sink] = []
@@ -85,54 +93,42 @@ class Session:
         self._pending: collections.deque = collections.deque()  # live: bounded, drop-oldest utterance buffer
         self._pending_cv = threading.Condition()
         self.results: queue.Queue = queue.Queue()
-        self.asr = asr_stage
+        self.asr: AsrStage | None = None
         self.worker = InferenceWorker(recognizer_factory or self._default_recognizer, rt.batch_size, rt.batch_wait_ms,
-                                      on_result=self.results.put, abort=self.abort, prepare=self._prepare_reading)
+                                      on_result=self.results.put, abort=self.abort, asr_model=cfg.asr.model)
+        #: latency (end of speech -> CSV row) means something only when the audio arrives in real time
+        self.timed = live or any(getattr(s, "realtime", False) for s in sources)
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._index = 0
         self.recent: collections.deque = collections.deque(maxlen=200)  # for the dashboard
         self.fatal: BaseException | None = None
         self.stop_reason = ""
-        self.reading = "as live: running speaker baseline, one speed"
+        self.reading = AS_LIVE
         self.diarizers = None
         if cfg.diarization.enabled:
-            from emomon.monitor.diarize import OnlineDiarizer, default_embedder
+            # the voice encoder is a model: it runs on the worker's thread, like every other
+            self._embedder = self.worker.on_device(default_embedder())
+            self.diarizers = {i: self.new_diarizer(i) for i in self.streams}
 
-            embedder = default_embedder()
-            self.diarizers = {i: OnlineDiarizer(cfg.diarization, embedder) for i in self.streams}
+    def new_diarizer(self, stream: int) -> OnlineDiarizer:
+        """A fresh diarizer for one input, sharing the session's voice encoder (None when not diarizing)."""
+        return OnlineDiarizer(self.cfg.diarization, self._embedder)
 
     @property
     def whole_recording(self) -> bool:
         """A full-speed replay: every utterance is available before any is reported (not live, not paced)."""
         return not self.live and not any(getattr(s, "realtime", False) for s in self.sources)
 
-    def _prepare_reading(self, rec) -> None:
-        """In the worker thread, before the session starts: a full-speed replay reads its speakers as ``[replay]``
-        says (speed test-time augmentation; whole-recording speaker baselines from a first pass). Live sessions
-        and paced replays read as live."""
-        if not self.whole_recording:
-            return
-        rc = self.cfg.replay
-        if rc.tta_speeds:
-            rec.read_at_speeds(rc.tta_speeds)
-        if rc.baseline == "session" and rec.baselines is not None:
-            from emomon.monitor.prepass import whole_recording_baselines
-
-            factory = None
-            if self.diarizers is not None:  # fresh diarizers: the first pass names the voices as the second will
-                from emomon.monitor.diarize import OnlineDiarizer
-
-                embedder = next(iter(self.diarizers.values())).embedder
-                factory = lambda index: OnlineDiarizer(self.cfg.diarization, embedder)  # noqa: E731
-            t0 = time.perf_counter()
-            rec.use_session_baselines(whole_recording_baselines(rec, self.sources, self.cfg, factory, self.stop_event))
-            self.stats.first_pass_seconds = time.perf_counter() - t0
-        self.reading = reading_description(rec, rc.baseline == "session" and rec.baselines is not None)
+    def prepare_replay(self, first_pass_sources: list) -> None:
+        """A full-speed replay's first phase, after :meth:`load` and before :meth:`start`: the worker's recognizer is
+        set to read as ``[replay]`` says, with baselines from a first pass over ``first_pass_sources`` (fresh sources
+        of the same files; the session's own are untouched)."""
+        reading = prepare_replay_reading(self.worker, first_pass_sources, self.cfg,
+                                         self.new_diarizer if self.diarizers is not None else None, self.stop_event)
+        self.reading, self.stats.first_pass_seconds = reading.description, reading.first_pass_seconds
 
     def _default_recognizer(self):
-        from emomon.models.inference import EmotionRecognizer
-
         return EmotionRecognizer(self.cfg.runtime.model, device=self.cfg.runtime.device)
 
     def next_index(self) -> int:
@@ -145,11 +141,7 @@ class Session:
         """Load and warm up the models; their errors surface here, before any output file exists."""
         self.worker.start()
         self.worker.wait_ready()
-        if self.asr is None:
-            from emomon.monitor.asr import AsrStage
-
-            rec = self.worker.recognizer
-            self.asr = AsrStage(self.cfg.asr, rec.config.encoders.speech, device=str(rec.device), cpu_threads=self.cfg.runtime.threads)
+        self.asr = AsrStage(self.cfg.asr, self.worker, device=str(self.worker.recognizer.device), cpu_threads=self.cfg.runtime.threads)
         self.asr.warm_up()
         if self.diarizers:  # load the voice encoder now rather than on the first utterance
             next(iter(self.diarizers.values())).embedder(np.zeros(16000, np.float32))
@@ -256,8 +248,6 @@ class Session:
                         return
 
     def _segment_loop(self) -> None:
-        from emomon.monitor.segmenter import Segmenter
-
         segs = {i: Segmenter(self.cfg.segmenter, i, info.speaker, self.next_index) for i, info in self.streams.items()}
         open_streams = set(segs)
         while open_streams:
@@ -329,10 +319,13 @@ class Session:
                 self.stats.unprocessed += 1
                 continue
             if self.diarizers is not None:  # one voice model per input; names like "Teacher/A"
-                from emomon.monitor.diarize import speaker_name
-
-                u.speaker = speaker_name(self.streams[u.stream].speaker, self.diarizers[u.stream].assign(u.audio, u.duration))
-            t = self.asr.process(u)
+                label = self.diarizers[u.stream].assign(u.audio, u.duration)
+                u = dataclasses.replace(u, speaker=speaker_name(self.streams[u.stream].speaker, label))
+            try:
+                t = self.asr.process(u)
+            except CancelledError:  # the session is aborting: the worker dropped the encoding
+                self.stats.unprocessed += 1
+                continue
             self.stats.asr_seconds += t.asr_seconds
             self.worker.submit(t)
         self.worker.close()
@@ -353,6 +346,8 @@ class Session:
         self.done.set()
 
     def _deliver(self, r: Result) -> None:
+        if self.timed:  # known before the sinks, which only write it
+            r = dataclasses.replace(r, latency=time.time() - r.utterance.wall_end)
         s = self.stats
         s.utterances += 1
         s.emotion_seconds += r.emotion_seconds
@@ -366,16 +361,7 @@ class Session:
 
 def step_names_of(model: ModelConfig) -> tuple[str, ...]:
     """The per-step columns a model reports (with branch heads: also the architecture's own output and the branches)."""
-    from emomon.models.registry import model_class
-
     return model_class(model.arch).output_names(model)
-
-
-def reading_description(rec, session_baseline: bool) -> str:
-    speeds = "/".join(f"{f:g}x" for f in sorted(rec.speeds))
-    base = "whole-recording speaker baselines" if session_baseline else (
-        "running speaker baseline" if rec.baselines is not None else "no speaker baseline")
-    return f"{base}, speeds {speeds} averaged" if len(rec.speeds) > 1 else f"{base}, one speed"
 
 
 def summary_lines(session: Session) -> list[str]:

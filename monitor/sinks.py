@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import errno
-import io
 import logging
 import os
 import sys
@@ -15,7 +13,8 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from emomon.errors import OutputError
-from emomon.monitor.records import Result
+from emomon.files import create_private_file, make_private_folder, output_error
+from emomon.records import Result
 
 logger = logging.getLogger("emomon")
 
@@ -44,26 +43,6 @@ def iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
 
 
-def output_error(path: Path, exc: OSError, what: str) -> OutputError:
-    reason = {
-        errno.ENOENT: "the folder does not exist",
-        errno.EACCES: "permission denied",
-        errno.EROFS: "the file system is read-only",
-        errno.ENOSPC: "the disk is full",
-        errno.EEXIST: "the file already exists",
-        errno.EISDIR: "it is a directory",
-    }.get(exc.errno, exc.strerror or str(exc))
-    return OutputError(f"cannot {what} {path}: {reason}")
-
-
-def make_private_folder(folder: Path) -> None:
-    """Create ``folder`` and any missing parents, the folder itself user-only (0700); a refusal is one error line."""
-    try:
-        folder.mkdir(mode=0o700, parents=True)
-    except OSError as exc:
-        raise output_error(folder, exc, "create folder") from None
-
-
 def check_output_folder(path: Path, *, create: bool) -> None:
     """The folder for a session file must exist and be writable; emomon creates only its own default folder (0700).
 
@@ -82,28 +61,15 @@ def check_output_folder(path: Path, *, create: bool) -> None:
         raise OutputError(f"cannot create {path}: the folder {folder} is not writable")
 
 
-def create_private_file(path: Path) -> TextIO:
-    """Create ``path`` new (never overwrite), readable and writable by the user only (0600)."""
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise output_error(path, exc, "create") from None
-    os.fchmod(fd, 0o600)  # the umask cannot widen it, but make it explicit
-    return io.open(fd, "w", newline="", encoding="utf-8")
-
-
 class CsvSink:
     """The session CSV: a header, then one row per utterance written and flushed as soon as it is known, so a
     killed session leaves a file that parses and holds every finished utterance."""
 
-    def __init__(self, path: Path, session_id: str, classes: tuple[str, ...], step_names: tuple[str, ...], timed: bool,
-                 fsync: bool = True):
+    def __init__(self, path: Path, session_id: str, classes: tuple[str, ...], step_names: tuple[str, ...], fsync: bool = True):
         self.path = Path(path)
         self.session_id = session_id
         self.classes = classes
         self.step_names = step_names
-        self.timed = timed  # latency is meaningful only for live / real-time paced audio
         self.fsync = fsync
         self.rows = 0
         self.columns = (
@@ -136,8 +102,6 @@ class CsvSink:
 
     def write(self, r: Result) -> None:
         u = r.utterance
-        if self.timed:
-            r.latency = time.time() - u.wall_end
         row = [
             self.session_id, u.speaker, u.stream, u.index, f"{u.start:.3f}", f"{u.end:.3f}", iso(u.wall_start), iso(u.wall_end),
             r.text, r.emotion, f"{r.confidence:.4f}",

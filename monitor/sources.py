@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from emomon.errors import DeviceError
-from emomon.monitor.records import SAMPLE_RATE, AudioChunk, EndOfStream
+from emomon.records import SAMPLE_RATE, AudioChunk, EndOfStream
 
 logger = logging.getLogger("emomon")
 
@@ -38,11 +38,11 @@ class StreamInfo:
 
 
 class FileSource:
-    """Streams a file through :func:`emomon.audio.stream_audio`; ``split_channels`` makes each channel a stream."""
+    """Streams a file through :func:`emomon.audio.decode.stream_audio`; ``split_channels`` makes each channel a stream."""
 
     def __init__(self, path: str | Path, first_stream: int, *, split_channels: bool = False, realtime: bool = False,
                  chunk_ms: int = 100, speakers: list[str] | None = None):
-        from emomon.audio import probe_audio
+        from emomon.audio.decode import probe_audio
 
         self.path = Path(path)
         channels = probe_audio(self.path)  # a missing or non-audio file fails here, before any model loads
@@ -61,7 +61,7 @@ class FileSource:
     def run(self, emit: Emit, stop: threading.Event, t0: float) -> None:
         """Decode and emit until the file ends or ``stop`` is set. Errors end the streams with a message."""
         from emomon.errors import InputError
-        from emomon.audio import stream_audio
+        from emomon.audio.decode import stream_audio
 
         position = 0
         try:
@@ -234,7 +234,7 @@ class MicSource:
                 emit(AudioChunk(info.index, samples, start, wall, dropped_before=dropped))
 
     def run(self, emit: Emit, stop: threading.Event, t0: float) -> None:
-        from emomon.monitor.records import StreamNotice
+        from emomon.records import StreamNotice
 
         self._t0 = t0
         info = self.streams[0]

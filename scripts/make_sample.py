@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from emomon.models.data.synth import speak
+from emomon.training.data.synth import speak
 
 # (speaker voice, rate, pitch, intended emotion, sentence)
 LINES = [

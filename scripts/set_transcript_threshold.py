@@ -4,8 +4,8 @@
 
 Below the threshold an ASR transcript reaches the model as no text. A model trained reading every transcript already
 handles absent text (modality dropout), so the rule can be switched on after training; this is how the shipped
-``en-tiny`` got its -1.0 (chosen on validation with ``bench/transcript_threshold.py``, README model card). A thin
-command over :func:`emomon.models.checkpoint.set_transcript_threshold`, which records the value it replaced in the
+``en-tiny`` got its -1.0 (chosen on validation with ``bench/transcript_threshold.py``, docs/MODEL_CARD.md). A thin
+command over :func:`emomon.training.saving.set_transcript_threshold`, which records the value it replaced in the
 checkpoint's metadata and refuses an invalid value before writing anything.
 """
 
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from emomon.errors import EmomonError
-from emomon.models.checkpoint import set_transcript_threshold
+from emomon.training.saving import set_transcript_threshold
 
 
 def main() -> int:

@@ -27,7 +27,7 @@ def _offline(monkeypatch, tmp_path):
 @pytest.fixture(scope="session")
 def speech_factory(tmp_path_factory):
     """speech_factory(text, voice='en-us') -> Path of a 16 kHz wav of ``text`` read by espeak-ng (cached)."""
-    from emomon.models.data.synth import speak, write_wav
+    from emomon.training.data.synth import speak, write_wav
 
     root = tmp_path_factory.mktemp("speech")
     made: dict[tuple, Path] = {}
@@ -65,7 +65,7 @@ def split_modality_task(rng: np.random.Generator, n: int, k: int, dim: int):
     tokens for odd ones (each modality alone knows half). Returns text and speech Frames and the label tensor."""
     import torch
 
-    from emomon.models.encoders.base import Frames
+    from emomon.models.frames import Frames
 
     labels = rng.integers(0, k, n)
     texts, speeches = [], []
@@ -82,7 +82,7 @@ def fit_fusion_model(model, text, speech, labels, epochs: int, lr: float = 3e-3,
     """Plain Adam over mini-batches of padded Frames with the model's own loss; returns the model in eval mode."""
     import torch
 
-    from emomon.models.encoders.base import Frames
+    from emomon.models.frames import Frames
 
     opt = torch.optim.Adam(model.parameters(), lr)
     for _ in range(epochs):
@@ -118,10 +118,11 @@ def hand_built_training_data(labels=("angry", "happy", "neutral"), per_split: in
     which class y raises feature y by ``signal``. Returns (config, PreparedData) for 1-epoch runs of 48 examples."""
     import dataclasses
 
-    from emomon.models.data import Item
-    from emomon.models.dataset import FeatureBank, Source
-    from emomon.models.features import text_key
-    from emomon.models.training import PreparedData
+    from emomon.training.data import Item
+    from emomon.training.feature_bank import FeatureBank
+    from emomon.training.sources import Source
+    from emomon.training.features import text_key
+    from emomon.training.loop import PreparedData
 
     dim, rng = 8, np.random.default_rng(4)
     bank = FeatureBank()
@@ -164,7 +165,7 @@ def random_checkpoint(tmp_path_factory):
 
     import torch
 
-    from emomon.models.checkpoint import save_checkpoint
+    from emomon.training.saving import save_checkpoint
     from emomon.models.encoders import build_speech_encoder, build_text_encoder
     from emomon.models.registry import build_model
     from emomon.models.speaker_baseline import SpeakerBaselineOptions

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from emomon.config import ARCHITECTURES, ModelConfig
-from emomon.models.checkpoint import load_checkpoint, save_checkpoint
-from emomon.models.encoders.base import Frames
+from emomon.models.checkpoint import load_checkpoint
+from emomon.training.saving import save_checkpoint
+from emomon.models.frames import Frames
 from emomon.models.registry import architecture_names, build_model, model_class
 
 from conftest import untrained_preset
@@ -270,7 +271,7 @@ def test_seed_sizes_by_default():
 # ------------------------------------------------------------------------------------------ the live path, every arch
 @pytest.fixture(scope="module")
 def short_talk(speech_factory):
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
 
     parts = [np.zeros(8000, np.float32)]
     for text in ("I am so happy to see you today.", "Please close the door behind you."):
@@ -286,7 +287,7 @@ def test_live_path_runs_with_each_architecture(tmp_path, arch, short_talk):
     import threading
     import time
 
-    from emomon.models.checkpoint import save_checkpoint
+    from emomon.training.saving import save_checkpoint
     from emomon.models.encoders import build_speech_encoder, build_text_encoder
     from emomon.models.registry import build_model
     from emomon.monitor.pipeline import Session, step_names_of
@@ -327,7 +328,7 @@ def test_live_path_runs_with_each_architecture(tmp_path, arch, short_talk):
     session = Session(run_cfg, [MicSource("fake", 0, "S1", chunk_ms=30, stream_factory=Fake)], live=True)
     session.load()
     out = tmp_path / "s.csv"
-    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model), timed=True))
+    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model)))
     session.start()
     deadline = time.monotonic() + 60
     while session.stats.utterances < 2 and time.monotonic() < deadline:
@@ -347,8 +348,8 @@ def test_full_speed_replay_reads_word_time_models_at_one_speed(tmp_path, short_t
     such a model keeps the whole-recording reading at one speed."""
     import dataclasses
 
-    from emomon.models.checkpoint import save_checkpoint
-    from emomon.models.data.synth import write_wav
+    from emomon.training.saving import save_checkpoint
+    from emomon.training.data.synth import write_wav
     from emomon.models.encoders import build_speech_encoder, build_text_encoder
     from emomon.models.registry import build_model
     from emomon.monitor.pipeline import Session
@@ -365,8 +366,10 @@ def test_full_speed_replay_reads_word_time_models_at_one_speed(tmp_path, short_t
     ckpt = save_checkpoint(tmp_path / "complementary", model, cfg, {"text": text_enc.fingerprint, "speech": speech_enc.fingerprint})
     run_cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=str(ckpt)))
     assert run_cfg.replay.tta_speeds  # the default asks for speed TTA
-    session = Session(run_cfg, [FileSource(write_wav(tmp_path / "talk.wav", short_talk), 0)], live=False)
+    talk = write_wav(tmp_path / "talk.wav", short_talk)
+    session = Session(run_cfg, [FileSource(talk, 0)], live=False)
     session.load()
+    session.prepare_replay([FileSource(talk, 0)])  # the replay command's first pass
     session.start()
     session.wait()
     assert session.worker.recognizer.speeds == (1.0,)

@@ -5,9 +5,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from emomon.audio import channel_count, load_audio, stream_audio
+from emomon.audio.decode import channel_count, load_audio, stream_audio
 from emomon.errors import InputError
-from emomon.models.data.synth import write_wav
+from emomon.training.data.synth import write_wav
 
 
 def tone(seconds=1.0, sr=16000, freq=440.0):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emomon.models.data.synth import write_wav
+from emomon.training.data.synth import write_wav
 
 from conftest import error_lines, requires_espeak, run_emomon, untrained_preset
 
@@ -133,7 +133,7 @@ def test_odd_but_valid_audio_works(tmp_path, kind, random_checkpoint):
 @requires_espeak
 @pytest.mark.parametrize("rate", [8000, 96000])
 def test_resampled_speech_is_still_understood(tmp_path, speech_factory, random_checkpoint, rate):
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
 
     speech = load_audio(speech_factory("Please open the window before the meeting starts."))
     path = encode(tmp_path / f"s{rate}.wav", np.concatenate([np.zeros(SR // 2, np.float32), speech, np.zeros(SR // 2, np.float32)]),
@@ -231,7 +231,7 @@ def test_checkpoint_for_other_encoders(tmp_path):
 
     import torch
 
-    from emomon.models.checkpoint import save_checkpoint
+    from emomon.training.saving import save_checkpoint
     from emomon.models.registry import build_model
 
     cfg = untrained_preset()
@@ -251,7 +251,7 @@ def test_checkpoint_for_other_classes_works_with_its_classes(tmp_path):
 
     import torch
 
-    from emomon.models.checkpoint import save_checkpoint
+    from emomon.training.saving import save_checkpoint
     from emomon.models.encoders import build_speech_encoder, build_text_encoder
     from emomon.models.registry import build_model
 
@@ -327,7 +327,7 @@ def test_full_disk_keeps_what_was_written(tmp_path, speech_factory, random_check
     """Simulated ENOSPC after the second row: one error line, exit 6, the rows before it intact."""
     import errno
 
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
     from emomon.cli import main
     from emomon.monitor import sinks
 
@@ -388,14 +388,15 @@ def test_a_disk_full_at_the_header_leaves_no_file_to_block_a_retry(tmp_path, mon
     monkeypatch.setattr(sinks.os, "fsync", full)
     out = tmp_path / "s.csv"
     with pytest.raises(OutputError, match="disk is full"):
-        sinks.CsvSink(out, "sess", ("happy", "sad"), (), timed=False)
+        sinks.CsvSink(out, "sess", ("happy", "sad"), ())
     assert not out.exists()  # so the same --csv works once there is room
 
 
 def test_sessions_started_in_the_same_second_get_their_own_default_names(tmp_path):
     import datetime as dt
 
-    from emomon.monitor.sinks import create_private_file, default_csv_path
+    from emomon.files import create_private_file
+    from emomon.monitor.sinks import default_csv_path
 
     now = dt.datetime(2026, 11, 24, 9, 30, 5)
     names = []

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from emomon.config import ModelConfig
-from emomon.models.encoders.base import Frames
+from emomon.models.frames import Frames
 from emomon.models.hyfuser import HyFusER
 from emomon.models.registry import architecture_names, model_class
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from emomon.errors import ModelError
-from emomon.models.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
+from emomon.models.checkpoint import load_checkpoint, read_checkpoint_config
+from emomon.training.saving import save_checkpoint
 from emomon.config import ModelConfig
-from emomon.models.encoders.base import Frames
+from emomon.models.frames import Frames
 from emomon.models.registry import build_model
 from emomon.models.scaler import JointStandardScaler
 

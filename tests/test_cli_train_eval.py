@@ -144,13 +144,13 @@ def test_a_training_can_read_the_shipped_text_encoder_and_head_to_join_its_ensem
                          data="augment_copies = 0")
     preset = preset.replace('classes = ["angry", "happy", "neutral", "sad"]\n', "").replace(
         "[model]\n", "[model]\nbranch_heads = true\n").replace(
-        "[encoders.speech]", '[encoders.text]\ntune_layers = 6\ntuned_from = "en-tiny"\n[encoders.speech]')
+        "[encoders.speech]", '[encoders.text]\ntune_layers = 6\ntuned_from = "hyfuser-tiny-en"\n[encoders.speech]')
     for name, seed in (("a", 0), ("b", 1)):
         (tmp_path / f"{name}.toml").write_text(preset.format(seed=f"seed = {seed}"))
         assert main(["train", str(tmp_path / f"{name}.toml"), "--out", str(tmp_path / name)]) == 0
     logged = "".join(capsys.readouterr())
     assert "tuning text encoder" not in logged and "tuned layers and the tuning's head taken from" in logged
-    shipped = load_checkpoint("en-tiny")
+    shipped = load_checkpoint("hyfuser-tiny-en")
     a = load_checkpoint(tmp_path / "a")
     assert a.text_layers.read_bytes() == shipped.text_layers.read_bytes()
     # the frozen text branch is the shipped members' head: the same function of the raw token states
@@ -175,9 +175,12 @@ def run(*args):
         (["train", "no-such-preset"], 2, "unknown preset"),
         (["eval", "/nonexistent/ckpt"], 4, "checkpoint not found"),
         (["info", "/nonexistent/ckpt"], 4, "checkpoint not found"),
-        (["eval", "en-tiny", "--corpus", "ravdess", "--path", "/nonexistent"], 3, "RAVDESS corpus not found"),
-        (["eval", "en-tiny", "--corpus", "ravdess"], 2, "--corpus needs --path"),
-        (["ensemble", "/tmp/never-written", "en-tiny"], 2, "give two or more checkpoints"),
+        (["eval", "hyfuser-tiny-en", "--corpus", "ravdess", "--path", "/nonexistent"], 3, "RAVDESS corpus not found"),
+        (["eval", "hyfuser-tiny-en", "--corpus", "ravdess"], 2, "--corpus needs --path"),
+        (["ensemble", "/tmp/never-written", "hyfuser-tiny-en"], 2, "give two or more checkpoints"),
+        (["train", "en-tiny-refit-member"], 2, "trains one member of an ensemble: choose it with --member K (K = 2, 3, 4, 5)"),
+        (["train", "en-tiny-refit-member-cut", "--member", "6"], 2, "--member 6: en-tiny-refit-member-cut has members 2, 3, 4, 5"),
+        (["train", "en-tiny", "--member", "2"], 2, "--member 2: en-tiny has no [[members]]"),
     ],
 )
 def test_errors_are_one_line_with_documented_codes(args, code, message):
@@ -196,12 +199,12 @@ def test_eval_leaves_out_rows_whose_audio_cannot_be_read(tmp_path, speech_factor
     manifest = tmp_path / "m.csv"
     manifest.write_text("audio,text,label,speaker,split\n" + "\n".join(rows) + "\n")
     report = tmp_path / "eval.json"
-    assert main(["eval", "en-tiny", "--manifest", str(manifest), "--json", str(report)]) == 0
+    assert main(["eval", "hyfuser-tiny-en", "--manifest", str(manifest), "--json", str(report)]) == 0
     got = json.loads(report.read_text())["results"]["manifest"]
     # the two unreadable clips are not scored in any mode (before: counted in paired and text-only as text alone)
     assert {mode: got[mode]["fused"]["n"] for mode in got} == {"paired": 1, "text-only": 1, "speech-only": 1}
     manifest.write_text("audio,text,label,speaker,split\n" + "\n".join(rows[1:]) + "\n")
-    r = run("eval", "en-tiny", "--manifest", str(manifest))
+    r = run("eval", "hyfuser-tiny-en", "--manifest", str(manifest))
     assert r.returncode == 3 and "emomon: error: nothing to evaluate" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -219,6 +222,20 @@ def test_train_refuses_an_unusable_output_before_any_work(tmp_path):
     # --overwrite gets past the check, to the next problem (here: no corpora)
     r = run("train", "en-tiny", "--out", str(done), "--overwrite", "--data-root", str(tmp_path / "no-data"))
     assert r.returncode == 3 and "corpus not found" in r.stderr
+
+
+def test_a_member_trains_into_its_own_run_by_default(tmp_path):
+    """`emomon train RECIPE --member K`: the run is named by the member (runs/en-tiny-refit-member-K), where its stage 2
+    (en-tiny-refit-member-cut --member K) starts from; a checkpoint already there is refused before any work."""
+    done = tmp_path / "runs" / "en-tiny-refit-member-3"
+    done.mkdir(parents=True)
+    (done / "config.json").write_text("{}")
+    r = subprocess.run([sys.executable, "-m", "emomon", "train", "en-tiny-refit-member", "--member", "3", "--data-root",
+                        str(tmp_path / "no-data")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 6 and "runs/en-tiny-refit-member-3 already holds a checkpoint" in r.stderr, r.stderr
+    from emomon.config import load_config
+
+    assert load_config("en-tiny-refit-member-cut", member=3).train.init_from == "runs/en-tiny-refit-member-3"
 
 
 def test_unknown_key_in_a_user_preset(tmp_path):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from emomon.errors import ConfigError, InputError
-from emomon.models.data.corpora import assign_splits, read_corpus, read_manifest
-from emomon.models.data.synth import write_wav
+from emomon.training.data.corpora import assign_splits, read_corpus, read_manifest
+from emomon.training.data.synth import write_wav
 
 from conftest import SHARED_DATA, requires_shared
 
@@ -105,7 +105,7 @@ def test_missing_corpus_and_unknown_reader(tmp_path):
 
 
 def test_speaker_held_out_splits():
-    from emomon.models.data import Item
+    from emomon.training.data import Item
 
     items = [Item(f"x:{s}:{k}", "x", "happy", str(s)) for s in range(1, 11) for k in range(3)]
     out = assign_splits(items, test_speakers=("9", "10"), val_speakers=("8",))
@@ -120,7 +120,7 @@ def test_speaker_held_out_splits():
 
 
 def test_a_speaker_the_corpus_lacks_is_an_error_not_a_test_speaker_trained_on():
-    from emomon.models.data import Item
+    from emomon.training.data import Item
 
     items = [Item(f"ravdess:{s}:{k}", "ravdess", "happy", str(s)) for s in range(1, 25) for k in range(2)]
     # RAVDESS speakers are "19", not "Actor_19": without the check actor 19 would silently land in training

@@ -13,8 +13,10 @@ import pytest
 from rich.console import Console
 
 from emomon.config import DashboardConfig
-from emomon.monitor.dashboard import Dashboard, DashboardStatus, clock, percent_shares, span
-from emomon.monitor.records import Result, Utterance
+from emomon.monitor.views.dashboard import Dashboard, DashboardStatus
+from emomon.monitor.views.dashboard.state import percent_shares
+from emomon.monitor.views.dashboard.style import clock, span
+from emomon.records import Result, Utterance
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 _n = 0
@@ -252,9 +254,9 @@ def test_memory_is_bounded():
     d = Dashboard(cfg, CLASSES)
     for k in range(3000):
         d.write(result(f"S{k % 3}", CLASSES[k % 7], 2.0 * k, 1.5))
-    assert len(d._transcript) == 5
-    assert all(len(s.timeline) <= 60 / 6 + 2 for s in d._speakers.values())
-    assert all(len(s.tracker.points) <= 30 / 6 + 2 for s in d._speakers.values())
+    assert len(d.state.transcript) == 5
+    assert all(len(s.timeline) <= 60 / 6 + 2 for s in d.state.speakers.values())
+    assert all(len(s.tracker.points) <= 30 / 6 + 2 for s in d.state.speakers.values())
 
 
 def test_writes_from_a_thread_while_rendering():
@@ -277,7 +279,7 @@ def test_writes_from_a_thread_while_rendering():
         assert "dashboard error" not in text
     th.join()
     assert not errors
-    assert sum(s.utterances for s in d._speakers.values()) == 400
+    assert sum(s.utterances for s in d.state.speakers.values()) == 400
 
 
 def test_live_start_stop_on_a_non_terminal_console_and_fixed_rate():

@@ -162,7 +162,7 @@ def _mapped_accuracy(labels: list[str], truth: list[int]) -> float:
 @pytest.mark.slow
 def test_two_espeak_voices_are_separated(speech_factory):
     pytest.importorskip("resemblyzer")
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
 
     d = OnlineDiarizer(DiarizationConfig())
     labels = []
@@ -178,7 +178,7 @@ def test_encoder_weights_load_with_weights_only(monkeypatch):
     pytest.importorskip("resemblyzer")
     import torch
 
-    from emomon.monitor.diarize import ResemblyzerEmbedder
+    from emomon.models.speaker_embedding import ResemblyzerEmbedder
 
     seen = []
     real_load = torch.load

@@ -7,19 +7,19 @@ import torch
 from emomon.errors import ModelError
 from emomon.config import SpeechEncoderConfig, TextEncoderConfig
 from emomon.models.encoders import build_speech_encoder, build_text_encoder
-from emomon.models.encoders.base import Frames
+from emomon.models.frames import Frames
 
 from conftest import make_tiny_bert
 
 @pytest.fixture(scope="module")
 def whisper():
-    from emomon.models.encoders.whisper import WhisperSpeechEncoder
+    from emomon.models.asr.encoder import WhisperSpeechEncoder
 
     return WhisperSpeechEncoder("tiny.en", layers=(2, 3))
 
 
 def test_whisper_fingerprints_layers_for_features_weights_for_asr(whisper):
-    from emomon.models.encoders.whisper import WhisperSpeechEncoder
+    from emomon.models.asr.encoder import WhisperSpeechEncoder
 
     other = WhisperSpeechEncoder("tiny.en", layers=(-1,))
     assert other.fingerprint != whisper.fingerprint  # emotion features differ by layer
@@ -30,8 +30,8 @@ def test_whisper_port_matches_ctranslate2(whisper, speech_factory):
     import ctranslate2
     from faster_whisper import WhisperModel
 
-    from emomon.audio import load_audio
-    from emomon.models.encoders.whisper import log_mel
+    from emomon.audio.decode import load_audio
+    from emomon.models.asr.encoder import log_mel
 
     audio = load_audio(speech_factory("The quick brown fox jumps over the lazy dog."))
     mel = log_mel(audio)
@@ -43,7 +43,7 @@ def test_whisper_port_matches_ctranslate2(whisper, speech_factory):
 
 
 def test_whisper_frames_batch_like_single(whisper, speech_factory):
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
 
     a = load_audio(speech_factory("Hello there."))
     b = load_audio(speech_factory("This sentence is quite a bit longer than the first one."))

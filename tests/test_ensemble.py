@@ -9,8 +9,9 @@ import torch
 
 from emomon.config import ModelConfig
 from emomon.errors import ModelError
-from emomon.models.checkpoint import load_checkpoint, save_checkpoint, save_ensemble
-from emomon.models.encoders.base import Frames
+from emomon.models.checkpoint import load_checkpoint
+from emomon.training.saving import save_checkpoint, save_ensemble
+from emomon.models.frames import Frames
 from emomon.models.ensemble import EnsembleModel
 from emomon.models.registry import build_model
 from emomon.models.scaler import JointStandardScaler
@@ -163,7 +164,7 @@ def test_an_ensemble_grows_by_new_trainings_and_equals_one_joined_from_scratch(t
 
 
 def test_training_cannot_start_from_an_ensemble(tmp_path, cfg):
-    from emomon.models.training import init_from_checkpoint
+    from emomon.training.loop import init_from_checkpoint
 
     ab = save_ensemble(tmp_path / "ab", [member(tmp_path, cfg, 0, "a"), member(tmp_path, cfg, 1, "b")])
     with pytest.raises(ModelError, match="is an ensemble; start from one of its members"):

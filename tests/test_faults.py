@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from emomon.config import load_config
-from emomon.models.data.synth import write_wav
+from emomon.training.data.synth import write_wav
 
 from conftest import requires_espeak, run_emomon
 
@@ -28,7 +28,7 @@ SENTENCES = ["Good morning everyone.", "Please sit down now.", "Open your books 
 @pytest.fixture(scope="module")
 def talk(tmp_path_factory, speech_factory):
     """~20 s: four sentences with pauses (as a wav), and the raw audio."""
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
 
     parts = [np.zeros(SR // 2, np.float32)]
     for text in SENTENCES:
@@ -128,7 +128,7 @@ class _FakeDevice:
 def _session(random_checkpoint, **runtime):
     from emomon.monitor.pipeline import Session  # noqa: F401
 
-    cfg = load_config("en-tiny")
+    cfg = load_config("default")
     return dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=str(random_checkpoint), **runtime))
 
 
@@ -155,7 +155,7 @@ def test_device_lost_and_back_while_others_keep_going(tmp_path, talk, random_che
     session = Session(cfg, [steady, unstable], live=True)
     out = tmp_path / "live.csv"
     session.load()
-    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model), timed=True))
+    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model)))
     session.start()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -223,7 +223,7 @@ def test_slow_model_replay_never_drops(tmp_path, talk, random_checkpoint):
                       recognizer_factory=lambda: _SlowRecognizer(EmotionRecognizer(str(random_checkpoint)), 0.5))
     session.load()
     out = tmp_path / "r.csv"
-    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model), timed=False))
+    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model)))
     session.start()
     session.wait()
     assert session.stats.dropped_utterances == 0 and session.stats.unprocessed == 0

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from emomon.models.features import FeatureStore
+from emomon.training.features import FeatureStore
 
 
 def test_arrays_are_computed_once_and_reused(tmp_path):
@@ -42,7 +42,7 @@ def test_file_key_follows_content_not_path_or_mtime(tmp_path):
     import os
     import shutil
 
-    from emomon.models.features import file_key
+    from emomon.training.features import file_key
 
     a = tmp_path / "a.wav"
     a.write_bytes(b"RIFF" + bytes(range(256)) * 10)
@@ -58,11 +58,12 @@ def test_file_key_follows_content_not_path_or_mtime(tmp_path):
 
 def test_a_sentence_several_items_share_is_read_once_and_given_to_each(tmp_path, monkeypatch):
     """MELD repeats short sentences ("Okay."): each item must get the rendering, not only the last one read."""
-    import emomon.models.data.synth as synth
+    import emomon.training.data.synth as synth
     from emomon.config import load_config
-    from emomon.models.data import Item
-    from emomon.models.dataset import FeatureBank, FeatureBuilder
-    from emomon.models.encoders.base import Frames
+    from emomon.training.data import Item
+    from emomon.training.feature_bank import FeatureBank
+    from emomon.training.feature_builder import FeatureBuilder
+    from emomon.models.frames import Frames
 
     spoken = []
     monkeypatch.setattr(synth, "speak", lambda text, voice="en-us", **_: spoken.append(text) or np.zeros(160, np.float32))

@@ -6,7 +6,7 @@ import torch
 
 from emomon.models.base import align_length
 from emomon.config import ModelConfig
-from emomon.models.encoders.base import Frames
+from emomon.models.frames import Frames
 from emomon.models.hyfuser import HyFusER
 from emomon.models.scaler import JointStandardScaler
 

@@ -26,7 +26,7 @@ def test_keep_last_trains_every_epoch_without_validation_and_keeps_the_last(tmp_
     from conftest import hand_built_training_data
 
     from emomon.models.checkpoint import load_checkpoint
-    from emomon.models.training import train
+    from emomon.training.loop import train
 
     cfg, data = hand_built_training_data(signal=1.5)
     cfg = _train_settings(cfg, max_epochs=3, patience=1, lr=3e-3, keep="last")
@@ -45,8 +45,8 @@ def test_keep_last_with_validation_keeps_the_last_epoch_not_the_best(tmp_path):
     from conftest import hand_built_training_data
 
     from emomon.models.checkpoint import load_checkpoint
-    from emomon.models.dataset import ExampleSampler
-    from emomon.models.training import evaluate_examples, train
+    from emomon.training.pairing import ExampleSampler
+    from emomon.training.loop import evaluate_examples, train
 
     cfg, data = hand_built_training_data(signal=1.5)
     # at this rate validation accuracy rises and falls (seeded), so "best" and "last" are different epochs
@@ -64,7 +64,7 @@ def test_keep_last_with_validation_keeps_the_last_epoch_not_the_best(tmp_path):
 def test_without_validation_the_default_refuses_and_names_the_way_out(tmp_path):
     from conftest import hand_built_training_data
 
-    from emomon.models.training import train
+    from emomon.training.loop import train
 
     cfg, data = hand_built_training_data()
     with pytest.raises(ConfigError, match='train.keep = "last"'):
@@ -116,7 +116,7 @@ def test_keep_last_with_average_epochs_keeps_the_mean_of_those_epochs(tmp_path):
     from conftest import hand_built_training_data
 
     from emomon.models.checkpoint import load_checkpoint
-    from emomon.models.training import train
+    from emomon.training.loop import train
 
     cfg, data = hand_built_training_data(signal=1.5)
     data = _without_validation(data)

@@ -1,11 +1,11 @@
-"""The metrics as the seeds report them, and the model card's intervals and paired tests (emomon.models.metrics)."""
+"""The metrics as the seeds report them, and the model card's intervals and paired tests (emomon.training.metrics)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from emomon.models.metrics import (INTERVAL_METRICS, _figures_from_confusions, bootstrap_interval,
+from emomon.training.metrics import (INTERVAL_METRICS, _figures_from_confusions, bootstrap_interval,
                                    classification_metrics, confusion_matrix, mcnemar, per_group_accuracy)
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -156,16 +156,16 @@ def test_empty_set_is_refused():
 
 # ------------------------------------------------------------------------------------------ the scorings' intervals
 def _scored(y, pred, items, units):
-    from emomon.models.evaluation import Scored
-    from emomon.models.training import Evaluation
+    from emomon.training.evaluation import Scored
+    from emomon.training.loop import Evaluation
 
     y, pred = np.asarray(y), np.asarray(pred)
     return Scored(Evaluation(classification_metrics(y, pred, CLASSES)), y, {"fused": pred}, list(items), np.asarray(units))
 
 
 def test_evaluation_units():
-    from emomon.models.data import Item
-    from emomon.models.evaluation import evaluation_unit
+    from emomon.training.data import Item
+    from emomon.training.evaluation import evaluation_unit
 
     assert evaluation_unit(Item("ravdess:03-01-05-01-01-01-19", "ravdess", "angry", "19")) == "speaker:ravdess:19"
     # MELD's speakers are characters heard all through the test set: its sentences are grouped by dialogue
@@ -206,7 +206,7 @@ def test_scored_mcnemar_matches_items_and_refuses_other_labels():
 
 
 def test_average_scorings_is_the_mean_of_probabilities_on_shared_items():
-    from emomon.models.evaluation import average_scorings
+    from emomon.training.evaluation import average_scorings
 
     y = np.array([0, 1, 2])
     pa = np.array([[0.6, 0.4, 0.0, 0, 0, 0, 0], [0.5, 0.4, 0.1, 0, 0, 0, 0], [0.0, 0.0, 1.0, 0, 0, 0, 0]])

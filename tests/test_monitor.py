@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from emomon.config import load_config
-from emomon.models.data.synth import write_wav
+from emomon.training.data.synth import write_wav
 
 from conftest import requires_espeak
 
@@ -30,7 +30,7 @@ SENTENCES = [
 @pytest.fixture(scope="session")
 def conversation(tmp_path_factory):
     """Three sentences with pauses, as a mono wav; returns (path, [(start, end) of each sentence])."""
-    from emomon.models.data.synth import speak
+    from emomon.training.data.synth import speak
 
     root = tmp_path_factory.mktemp("conv")
     parts, spans, pos = [np.zeros(12000, np.float32)], [], 12000
@@ -89,7 +89,7 @@ def test_replay_end_to_end(tmp_path, conversation, random_checkpoint):
 
 @requires_espeak
 def test_stereo_file_is_split_into_two_speakers(tmp_path, random_checkpoint):
-    from emomon.models.data.synth import speak
+    from emomon.training.data.synth import speak
 
     a = speak("Good morning, how was your weekend?", voice="en-us")
     b = speak("It was lovely, thank you for asking.", voice="en-gb+f3")
@@ -149,12 +149,12 @@ def test_live_path_through_the_callback(tmp_path, conversation, random_checkpoin
     from emomon.monitor.sources import MicSource
 
     _, spans, audio = conversation
-    cfg = load_config("en-tiny")
+    cfg = load_config("default")
     cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=str(random_checkpoint)))
     mic = MicSource("fake", 0, "Teacher", chunk_ms=30, stream_factory=lambda cb, n: FakeInputStream(audio, cb, n, realtime=False))
     session = Session(cfg, [mic], live=True)
     out = tmp_path / "live.csv"
-    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model), timed=True))
+    session.sinks.append(CsvSink(out, session.session_id, cfg.classes, step_names_of(cfg.model)))
     session.start()
     deadline = time.monotonic() + 120
     while session.stats.utterances < len(SENTENCES) and time.monotonic() < deadline:

@@ -1,4 +1,4 @@
-"""The pairing recipe for unpaired corpora (models/dataset.py), and which modality of an example expresses its label."""
+"""The pairing recipe for unpaired corpora (emomon.training.pairing), and which modality of an example expresses its label."""
 
 import dataclasses
 from collections import Counter
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from emomon.config import load_config
-from emomon.models.dataset import ExampleSampler, branch_labelled
-from emomon.models.features import text_key
+from emomon.training.batching import branch_labelled
+from emomon.training.pairing import ExampleSampler
+from emomon.training.features import text_key
 
 LABELS = ("angry", "happy", "neutral")
 
@@ -79,7 +80,7 @@ def test_training_masks_the_branch_losses_only_when_the_preset_asks(tmp_path, mo
     from conftest import hand_built_training_data
 
     from emomon.models.base import FusionModel
-    from emomon.models.training import train
+    from emomon.training.loop import train
 
     cfg, data = hand_built_training_data()
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, branch_label_mask=mask))

@@ -43,7 +43,7 @@ def test_session_baseline_reads_first_and_last_utterance_against_the_whole_mean(
 def test_speed_views_are_averaged_and_each_speed_keeps_its_own_baseline(speech_factory, random_checkpoint):
     from emomon.models.inference import EmotionRecognizer
 
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
 
     rec = EmotionRecognizer(str(random_checkpoint), device="cpu")
     with pytest.raises(ValueError):
@@ -67,7 +67,7 @@ def _session(random_checkpoint, path, *, realtime=False, diarize=False, **replay
     from emomon.monitor.pipeline import Session
     from emomon.monitor.sources import FileSource
 
-    cfg = load_config("en-tiny")
+    cfg = load_config("default")
     cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=str(random_checkpoint)),
                               replay=dataclasses.replace(cfg.replay, **replay),
                               diarization=dataclasses.replace(cfg.diarization, enabled=diarize))
@@ -76,11 +76,12 @@ def _session(random_checkpoint, path, *, realtime=False, diarize=False, **replay
 
 @requires_espeak
 def test_first_pass_hears_every_utterance_under_the_names_the_second_pass_gives(tmp_path, speech_factory, random_checkpoint):
-    from emomon.models.data.synth import write_wav
+    from emomon.training.data.synth import write_wav
     from emomon.monitor.pipeline import step_names_of
     from emomon.monitor.sinks import CsvSink
+    from emomon.monitor.sources import FileSource
 
-    from emomon.audio import load_audio
+    from emomon.audio.decode import load_audio
 
     gap = np.zeros(16000, np.float32)
     parts = [load_audio(speech_factory(t, voice=v, pitch=p)) for t, v, p in (
@@ -92,10 +93,11 @@ def test_first_pass_hears_every_utterance_under_the_names_the_second_pass_gives(
     session = _session(random_checkpoint, path, diarize=True)
     assert session.whole_recording
     session.load()
+    session.prepare_replay([FileSource(path, 0)])  # the replay command's first pass, on sources of its own
     rec = session.worker.recognizer
     assert isinstance(rec.baselines, SessionBaseline) and rec.speeds == (1.0, 0.95, 1.05)
     out = tmp_path / "r.csv"
-    session.sinks.append(CsvSink(out, session.session_id, session.cfg.classes, step_names_of(session.cfg.model), timed=False))
+    session.sinks.append(CsvSink(out, session.session_id, session.cfg.classes, step_names_of(session.cfg.model)))
     session.start()
     session.wait()
     import csv
@@ -121,7 +123,7 @@ def test_paced_replays_and_as_live_read_as_live(tmp_path, speech_factory, random
     assert r.returncode == 0, r.stderr
     assert "read with whole-recording speaker baselines, speeds 0.95x/1x/1.05x averaged" in r.stderr
     preset = tmp_path / "one-speed.toml"  # a preset can keep the whole-recording baselines without speed TTA
-    preset.write_text('extends = "en-tiny"\n[replay]\ntta_speeds = []\n')
+    preset.write_text('extends = "default"\n[replay]\ntta_speeds = []\n')
     r = run_emomon("replay", str(path), "--model", str(random_checkpoint), "--config", str(preset), "--csv", str(tmp_path / "c.csv"))
     assert r.returncode == 0, r.stderr
     assert "read with whole-recording speaker baselines, one speed" in r.stderr

@@ -13,8 +13,10 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from emomon.errors import InputError, OutputError
-from emomon.monitor.records import Result, Utterance
-from emomon.monitor.report import figure_size_px, read_session, write_report
+from emomon.records import Result, Utterance
+from emomon.monitor.views.report import write_report
+from emomon.monitor.views.report.figure import figure_size_px
+from emomon.monitor.views.report.reading import read_session
 from emomon.monitor.sinks import CsvSink
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -36,7 +38,7 @@ def _result(i: int, speaker: str, start: float, emotion: str, text: str) -> Resu
 
 def make_csv(path: Path, rows: int = 30, session_id: str = "sess-2026-11-22") -> Path:
     """A session CSV written by CsvSink itself (so the header is exactly the monitor's)."""
-    sink = CsvSink(path, session_id, CLASSES, STEPS, timed=False, fsync=False)
+    sink = CsvSink(path, session_id, CLASSES, STEPS, fsync=False)
     t = 0.4
     for i in range(rows):
         speaker = "Teacher/A" if (i // 3 + i) % 2 == 0 else "Teacher/B"
@@ -91,7 +93,7 @@ def test_report_into_out_dir(tmp_path):
 
 def test_event_rows_are_notes_not_unreadable_rows(tmp_path):
     path = tmp_path / "events.csv"
-    sink = CsvSink(path, "sess", CLASSES, STEPS, timed=False, fsync=False)
+    sink = CsvSink(path, "sess", CLASSES, STEPS, fsync=False)
     sink.write(_result(0, "A", 0.4, "happy", "hello"))
     sink.notice("input 0 (USB mic) lost: device unplugged")
     sink.write(_result(1, "A", 3.0, "sad", "oh no"))

@@ -16,7 +16,7 @@ def _settings(cfg, **kw):
 
 def _interrupt_at_epoch(monkeypatch, n: int):
     """Make the training loop raise KeyboardInterrupt (Ctrl-C) as epoch ``n`` starts."""
-    import emomon.models.training as training
+    import emomon.training.loop as training
 
     real = training.progress_bar
 
@@ -37,8 +37,8 @@ def test_a_resumed_training_ends_as_the_uninterrupted_one(tmp_path, monkeypatch,
     from conftest import hand_built_training_data
 
     from emomon.models.checkpoint import load_checkpoint
-    from emomon.models.resume import RESUME_FILE
-    from emomon.models.training import train
+    from emomon.training.resume import RESUME_FILE
+    from emomon.training.loop import train
 
     cfg, data = hand_built_training_data(signal=1.0)
     cfg = _settings(cfg, lr=3e-3, **recipe)
@@ -49,7 +49,7 @@ def test_a_resumed_training_ends_as_the_uninterrupted_one(tmp_path, monkeypatch,
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut", data=data)
     assert (tmp_path / "cut" / RESUME_FILE).is_file()
-    monkeypatch.setattr("emomon.models.training.progress_bar", real_bar)
+    monkeypatch.setattr("emomon.training.loop.progress_bar", real_bar)
     resumed = train(cfg, tmp_path / "cut", data=data, resume=True)
 
     assert not (tmp_path / "cut" / RESUME_FILE).exists()
@@ -65,8 +65,8 @@ def test_a_resumed_training_ends_as_the_uninterrupted_one(tmp_path, monkeypatch,
 def test_resume_refuses_another_preset_a_damaged_state_or_nothing_to_resume(tmp_path, monkeypatch):
     from conftest import hand_built_training_data
 
-    from emomon.models.resume import RESUME_FILE
-    from emomon.models.training import train
+    from emomon.training.resume import RESUME_FILE
+    from emomon.training.loop import train
 
     cfg, data = hand_built_training_data()
     cfg = _settings(cfg, keep="last", max_epochs=3)
@@ -86,8 +86,8 @@ def test_resume_refuses_another_preset_a_damaged_state_or_nothing_to_resume(tmp_
 def test_a_fresh_start_discards_an_earlier_runs_state(tmp_path, monkeypatch):
     from conftest import hand_built_training_data
 
-    from emomon.models.resume import RESUME_FILE
-    from emomon.models.training import train
+    from emomon.training.resume import RESUME_FILE
+    from emomon.training.loop import train
 
     cfg, data = hand_built_training_data()
     cfg = _settings(cfg, keep="last", max_epochs=3)
@@ -95,7 +95,7 @@ def test_a_fresh_start_discards_an_earlier_runs_state(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "run", data=data)
     assert (tmp_path / "run" / RESUME_FILE).is_file()
-    monkeypatch.setattr("emomon.models.training.progress_bar", real_bar)
+    monkeypatch.setattr("emomon.training.loop.progress_bar", real_bar)
     _interrupt_at_epoch(monkeypatch, 1)  # started again (--overwrite), stopped before its first epoch ended
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "run", data=data)

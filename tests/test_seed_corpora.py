@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from emomon.errors import InputError
-from emomon.models.data import Item
-from emomon.models.data.seed_corpora import SEED_READERS, read_aihub, read_iemocap, read_kemdy19, read_kemdy20
+from emomon.training.data import Item
+from emomon.training.data.seed_corpora import SEED_READERS, read_aihub, read_iemocap, read_kemdy19, read_kemdy20
 
 
 # ---------------------------------------------------------------------------------------------------- helpers

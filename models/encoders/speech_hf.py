@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from emomon.models.encoders.base import SAMPLE_RATE, Frames
+from emomon.errors import ModelError
+from emomon.models.frames import SAMPLE_RATE, Frames
 from emomon.models.encoders.hub import load_pretrained, weights_digest
 
 
@@ -15,6 +16,7 @@ class TransformersSpeechEncoder:
     """Mean of the chosen hidden layers of a transformers audio encoder (e.g. ``facebook/hubert-base-ls960``)."""
 
     def __init__(self, name: str, layers: Sequence[int] = (-1,), device: torch.device | str = "cpu"):
+        # deferred: transformers takes seconds to import; only transformers speech encoders need it
         from transformers import AutoFeatureExtractor, AutoModel
 
         self.extractor = load_pretrained(AutoFeatureExtractor, name)
@@ -27,8 +29,6 @@ class TransformersSpeechEncoder:
         n = int(cfg.num_hidden_layers) + 1
         bad = [layer for layer in layers if not -n <= layer < n]
         if bad:
-            from emomon.errors import ModelError
-
             raise ModelError(f"encoders.speech.layers: {name} has hidden states 0..{n - 1}, not {bad[0]}")
         self.layers = tuple(int(layer) % n for layer in layers)
         strides = getattr(cfg, "conv_stride", None) or (320,)

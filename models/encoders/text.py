@@ -14,9 +14,11 @@ from typing import Sequence
 
 import torch
 
-from emomon.models.encoders.base import Frames
+from emomon.errors import ModelError
+from emomon.models.frames import Frames
 from emomon.models.encoders.hub import load_pretrained, weights_digest
 from emomon.models.encoders.packaged import text_model_source
+from emomon.models.encoders.tuned_text import load_tuned_layers
 
 logger = logging.getLogger("emomon")
 
@@ -31,6 +33,7 @@ class TransformersTextEncoder:
 
     def __init__(self, name: str = "minilm", layer: int = -1, max_tokens: int = 64, device: torch.device | str = "cpu",
                  tuned_layers: Path | None = None):
+        # deferred: transformers takes seconds to import; only building a text encoder needs it
         from transformers import AutoModel, AutoTokenizer
 
         source = text_model_source(name)
@@ -45,13 +48,9 @@ class TransformersTextEncoder:
         self.dim = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "d_model"))
         n_layers = int(getattr(cfg, "num_hidden_layers", 0))
         if n_layers and not -(n_layers + 1) <= layer <= n_layers:
-            from emomon.errors import ModelError
-
             raise ModelError(f"encoders.text.layer: {name} has hidden states 0..{n_layers}, not {layer}")
         self.fingerprint = text_fingerprint(name, layer, max_tokens)
         if tuned_layers is not None:  # top layers fine-tuned for emotion (models/text_tuning.py)
-            from emomon.models.text_tuning import load_tuned_layers
-
             self.fingerprint += f":tuned={load_tuned_layers(self.model, tuned_layers)[:16]}"
 
     def token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int] | None]]:

@@ -43,7 +43,7 @@ def _check_training_output(out: Path, *, overwrite: bool, resume: bool = False) 
     replaced only when asked (training can take hours; losing one, or learning of a bad path at the end, is costly).
     An interrupted training there is continued only when asked (``--resume``)."""
     from emomon.errors import ConfigError, OutputError
-    from emomon.models.resume import RESUME_FILE
+    from emomon.training.resume import RESUME_FILE
 
     if out.exists() and not out.is_dir():
         raise OutputError(f"cannot write the checkpoint to {out}: it is a file, not a folder")
@@ -66,10 +66,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from emomon.config import load_config
-    from emomon.models.features import FeatureStore
-    from emomon.models.training import train
+    from emomon.training.features import FeatureStore
+    from emomon.training.loop import train
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, member=args.member)
     if args.data_root:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=args.data_root))
     if args.epochs:
@@ -79,11 +79,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result = train(cfg, out, store=FeatureStore(Path(args.cache)) if args.cache else None, device=args.device, resume=args.resume)
     except KeyboardInterrupt:
-        from emomon.models.resume import RESUME_FILE
+        from emomon.training.resume import RESUME_FILE
 
         if (out / RESUME_FILE).is_file():
-            print(f"emomon: training interrupted; `emomon train {args.config} --out {out} --resume` continues it after its last "
-                  "finished epoch", file=sys.stderr)
+            member = f" --member {args.member}" if args.member is not None else ""
+            print(f"emomon: training interrupted; `emomon train {args.config}{member} --out {out} --resume` continues it after "
+                  "its last finished epoch", file=sys.stderr)
         raise
     if result.soup_epochs:
         print(f"soup of epochs {', '.join(map(str, result.soup_epochs))}: validation accuracy {result.best_val:.4f}")
@@ -118,8 +119,8 @@ def _parse_speakers(spec: str | None) -> tuple[str, ...]:
 def cmd_eval(args: argparse.Namespace) -> int:
     from emomon.models.checkpoint import load_checkpoint
     from emomon.config import SourceConfig, load_config
-    from emomon.models.evaluation import MODES, evaluate_checkpoint
-    from emomon.models.features import FeatureStore
+    from emomon.training.evaluation import MODES, evaluate_checkpoint
+    from emomon.training.features import FeatureStore
 
     if args.corpus and not args.path:
         raise ConfigError("--corpus needs --path (the corpus folder)")
@@ -214,8 +215,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _add_monitor_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="en-tiny", help="preset for the segmenter, ASR and runtime (default en-tiny)")
-    p.add_argument("--model", help="emotion checkpoint: shipped name or directory (default: the preset's runtime.model)")
+    p.add_argument("--config", default="default",
+                   help="runtime preset (name or .toml path) for the ASR, segmenter, runtime, replay, dashboard and diarization "
+                        "settings (default: default, which names every setting)")
+    p.add_argument("--model",
+                   help="emotion checkpoint: shipped name (hyfuser-tiny-en) or directory (default: the preset's runtime.model)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="compute device (default auto)")
     p.add_argument("--speaker", action="append", metavar="INDEX=NAME", help="name a stream, e.g. 0=Teacher (repeatable)")
     p.add_argument("--csv", help="session CSV path (default sessions/<date>_<time>.csv)")
@@ -225,7 +229,7 @@ def _add_monitor_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from emomon.models.checkpoint import save_ensemble
+    from emomon.training.saving import save_ensemble
 
     if len(args.checkpoints) < 2:  # a command-line mistake, caught before any checkpoint is read
         raise ConfigError(f"emomon ensemble OUT A B [...]: give two or more checkpoints to join (got {len(args.checkpoints)})")
@@ -238,7 +242,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from emomon.monitor.report import write_report
+    from emomon.monitor.views.report import write_report
 
     html, png = write_report(Path(args.csv), Path(args.out) if args.out else None)
     print(f"report: {html}")
@@ -247,13 +251,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from emomon.models.checkpoint import packaged_checkpoints, read_checkpoint_config
-    from emomon.config import preset_names
+    from emomon.config import DEFAULT_RUNTIME_PRESET, recipe_names, runtime_preset_names
+    from emomon.models.checkpoint import (CHECKPOINT_ALIASES, DEFAULT_CHECKPOINT, packaged_checkpoints, read_checkpoint_config,
+                                          shipped_name)
 
     if args.checkpoint:
         directory, doc = read_checkpoint_config(args.checkpoint)
         cfg = doc["config"]
-        print(f"checkpoint {directory}")
+        name = shipped_name(args.checkpoint) if Path(args.checkpoint).resolve() != directory.resolve() else None
+        if name is None:
+            print(f"checkpoint {directory}")
+        else:  # a shipped name (or an old one): lead with the name it has now
+            old = f"; {args.checkpoint} is its old name" if args.checkpoint != name else ""
+            print(f"checkpoint {name} (shipped{old}; {directory})")
         print(f"  architecture {cfg['model']['arch']}, classes {', '.join(cfg['classes'])}")
         print(f"  encoders: text {cfg['encoders']['text']['name']}, speech {cfg['encoders']['speech']['name']} ({cfg['encoders']['speech'].get('model', '')})")
         members = [doc] + list(doc.get("ensemble") or [])
@@ -271,8 +281,13 @@ def cmd_info(args: argparse.Namespace) -> int:
                     f = ev["fused"]
                     print(f"  {who}test {source:<12} {mode:<12} acc {f['accuracy']:.3f}  wF1 {f['weighted_f1']:.3f}  UAR {f['uar']:.3f}")
         return 0
-    print("presets:     " + ", ".join(preset_names()))
-    print("checkpoints: " + ", ".join(packaged_checkpoints()))
+    old_names = [old for old, new in CHECKPOINT_ALIASES.items() if new == DEFAULT_CHECKPOINT]
+    print(f"shipped model:    {DEFAULT_CHECKPOINT}" + (f" (old name: {', '.join(old_names)})" if old_names else "")
+          + "; `emomon info " + DEFAULT_CHECKPOINT + "` describes it")
+    print(f"runtime presets:  {', '.join(runtime_preset_names())} "
+          f"(replay and live read {DEFAULT_RUNTIME_PRESET} unless --config names another)")
+    print(f"training recipes: {', '.join(recipe_names())}")
+    print(f"checkpoints:      {', '.join(packaged_checkpoints())}")
     return 0
 
 
@@ -284,9 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a model from a TOML preset")
-    t.add_argument("config", help="preset name (e.g. en-tiny) or path to a .toml file")
-    t.add_argument("--out", help="checkpoint directory (default runs/<preset name>)")
+    t = sub.add_parser("train", help="train a model from a TOML training recipe")
+    t.add_argument("config", help="training recipe name (e.g. en-tiny; `emomon info` lists them) or path to a .toml file")
+    t.add_argument("--member", type=int, metavar="K",
+                   help="for a recipe with [[members]] (e.g. en-tiny-refit-member): train its member K")
+    t.add_argument("--out", help="checkpoint directory (default runs/<recipe name>)")
     t.add_argument("--overwrite", action="store_true", help="replace a checkpoint (or an interrupted training) already in --out")
     t.add_argument("--resume", action="store_true",
                    help="continue the interrupted training in --out after its last finished epoch (same preset and options)")
@@ -297,11 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint (default: its own held-out test sets)")
-    e.add_argument("checkpoint", help="checkpoint directory or shipped name (e.g. en-tiny)")
+    e.add_argument("checkpoint", help="checkpoint directory or shipped name (e.g. hyfuser-tiny-en)")
     src = e.add_mutually_exclusive_group()
     src.add_argument("--manifest", help="CSV with columns audio,text,label,speaker,split")
     src.add_argument("--corpus", help="corpus adapter: ravdess, meld, goemotions, ased, nemo, kemdy19, kemdy20, aihub, iemocap")
-    src.add_argument("--config", help="evaluate on the corpora of this preset")
+    src.add_argument("--config", help="evaluate on the corpora of this training recipe (name or .toml path)")
     e.add_argument("--path", help="corpus folder for --corpus")
     e.add_argument("--speakers", help="test speakers for --corpus, e.g. 19-24 (default: the whole corpus)")
     e.add_argument("--split", choices=("train", "val", "test", "all"),
@@ -347,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="folder for the report (default: next to the CSV)")
     rp.set_defaults(func=cmd_report)
 
-    i = sub.add_parser("info", help="list presets and shipped checkpoints, or describe one checkpoint")
+    i = sub.add_parser("info", help="name the shipped model, list runtime presets, training recipes and shipped checkpoints, "
+                                    "or describe one checkpoint")
     i.add_argument("checkpoint", nargs="?")
     i.set_defaults(func=cmd_info)
     return p

@@ -4,7 +4,10 @@ Every section of a preset maps onto one dataclass below. Loading rejects unknown
 :class:`~emomon.errors.ConfigError` that names the offending key (``model.layers: must be >= 1, got 0``), so a typo
 never silently falls back to a default. Ranges and choices are declared next to each field in its metadata.
 
-Presets ship in ``emomon.configs`` (the repository's ``configs/``) and are found by name (``en-tiny``) or by path.
+Presets ship in ``emomon.configs`` (the repository's ``configs/``): runtime presets, what ``emomon replay`` and
+``emomon live`` read (``default``), in ``configs/``, and training recipes, what ``emomon train`` reads (``en-tiny``), in
+``configs/recipes/``. Either kind is found by name, or a TOML file by path. A recipe with ``[[members]]`` trains one
+member of an ensemble at a time (``load_config(name, member=K)``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from emomon.errors import ConfigError
-from emomon.models.labels import EMOTIONS
+from emomon.labels import EMOTIONS
 
 
 def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choices: tuple | None = None, doc: str = ""):
@@ -255,7 +258,7 @@ class SegmenterConfig:
 class RuntimeConfig:
     """The streaming monitor: model, batching and queues."""
 
-    model: str = _opt("en-tiny", doc="checkpoint: a shipped name or a directory")
+    model: str = _opt("hyfuser-tiny-en", doc="checkpoint: a shipped name (its old name en-tiny loads it too) or a directory")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"), doc="'auto' picks CUDA when present")
     batch_size: int = _opt(8, lo=1, hi=256, doc="inference worker: most utterances per micro-batch")
     batch_wait_ms: int = _opt(10, lo=0, hi=2000, doc="inference worker: longest wait to fill a micro-batch")
@@ -457,18 +460,106 @@ def config_from_dict(data: dict, *, base_dir: str = "") -> EmomonConfig:
     return cfg
 
 
+#: Where packaged presets live inside ``emomon.configs``: runtime presets at its top, training recipes in this folder.
+RECIPES_FOLDER = "recipes"
+#: The runtime preset ``emomon replay`` and ``emomon live`` read unless ``--config`` names another.
+DEFAULT_RUNTIME_PRESET = "default"
+
+
+def _names_in(folder) -> list[str]:
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml")) if folder.is_dir() else []
+
+
+def runtime_preset_names() -> list[str]:
+    """Packaged runtime presets (``configs/*.toml``): the segmenter, ASR, runtime, replay, dashboard and diarization
+    settings of ``emomon replay`` and ``emomon live``."""
+    return _names_in(resources.files("emomon.configs"))
+
+
+def recipe_names() -> list[str]:
+    """Packaged training recipes (``configs/recipes/*.toml``): what ``emomon train`` reads."""
+    return _names_in(resources.files("emomon.configs").joinpath(RECIPES_FOLDER))
+
+
 def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("emomon.configs").iterdir() if p.name.endswith(".toml"))
+    """Every packaged name, runtime presets and training recipes together."""
+    return sorted(runtime_preset_names() + recipe_names())
 
 
-def load_config(name_or_path: str | Path) -> EmomonConfig:
-    """Load a preset by name (``en-tiny``) or a TOML file by path; every problem is a one-line ConfigError.
+def _packaged_preset(name: str):
+    """The packaged file of a preset name (runtime presets first, then recipes), or None."""
+    root = resources.files("emomon.configs")
+    found = [f for f in (root.joinpath(f"{name}.toml"), root.joinpath(RECIPES_FOLDER, f"{name}.toml")) if f.is_file()]
+    if len(found) > 1:  # a packaging mistake: the name would mean two things
+        raise ConfigError(f"preset {name!r} is both a runtime preset (configs/) and a training recipe (configs/recipes/)")
+    return found[0] if found else None
+
+
+def load_config(name_or_path: str | Path, *, member: int | None = None) -> EmomonConfig:
+    """Load a preset by name (``default``, ``en-tiny``) or a TOML file by path; every problem is a one-line ConfigError.
 
     A document may start from a preset with ``extends = "en-tiny"``: its tables are merged over the preset's, key by
     key; any other value (numbers, strings, lists, the ``[[data.sources]]`` list) replaces the preset's.
+
+    A recipe with ``[[members]]`` (one table per training of an ensemble: ``member`` = K, ``seed``, optionally
+    ``tuned_from``) is loaded for one member: ``member`` = K sets ``train.seed`` and ``encoders.text.tuned_from`` from
+    member K's table and replaces ``{member}`` in the recipe's strings with K (its name, a stage's ``train.init_from``).
     """
     data, base_dir = _read_document(name_or_path, ())
+    data = _select_member(data, member, str(name_or_path))
     return config_from_dict(data, base_dir=base_dir)
+
+
+#: The keys of a ``[[members]]`` table besides ``member``, and the setting each one sets.
+MEMBER_KEYS = {"seed": ("train", "seed"), "tuned_from": ("encoders", "text", "tuned_from")}
+
+
+def _select_member(data: dict, member: int | None, label: str) -> dict:
+    """``data`` (a resolved document) for ``member``: its ``[[members]]`` table applied and ``{member}`` filled in."""
+    members = data.pop("members", None)
+    if members is None:
+        if member is not None:
+            raise ConfigError(f"--member {member}: {label} has no [[members]]; it is a single training")
+        return data
+    if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
+        raise ConfigError("members: expected [[members]] tables (member = K, seed = ...)")
+    by_number: dict[int, dict] = {}
+    for i, entry in enumerate(members):
+        unknown = sorted(set(entry) - {"member", *MEMBER_KEYS})
+        if unknown:
+            raise ConfigError(f"unknown setting members[{i}].{unknown[0]}; known keys here: member, {', '.join(MEMBER_KEYS)}")
+        k = entry.get("member")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"members[{i}].member: expected the member's number (1, 2, ...), got {k!r}")
+        if k in by_number:
+            raise ConfigError(f"members[{i}].member: member {k} is listed twice")
+        by_number[k] = entry
+    numbers = ", ".join(map(str, sorted(by_number)))
+    if "{member}" not in str(data.get("name", "")):
+        raise ConfigError(f"name: a recipe with [[members]] puts {{member}} in its name, so each member's run has its own "
+                          f"(got {data.get('name')!r})")
+    if member is None:
+        raise ConfigError(f"{label} trains one member of an ensemble: choose it with --member K (K = {numbers})")
+    if member not in by_number:
+        raise ConfigError(f"--member {member}: {label} has members {numbers}")
+    overlay: dict = {}
+    for key, (*tables, last) in MEMBER_KEYS.items():
+        if key in by_number[member]:
+            node = overlay
+            for table in tables:
+                node = node.setdefault(table, {})
+            node[last] = by_number[member][key]
+    return _merge_tables(_fill_member(data, str(member)), overlay)
+
+
+def _fill_member(value: Any, member: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{member}", member)
+    if isinstance(value, dict):
+        return {k: _fill_member(v, member) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill_member(v, member) for v in value]
+    return value
 
 
 def _read_document(name_or_path: str | Path, chain: tuple[str, ...]) -> tuple[dict, str]:
@@ -486,8 +577,8 @@ def _read_document(name_or_path: str | Path, chain: tuple[str, ...]) -> tuple[di
         base_dir = str(text_path.resolve().parent)
         label = str(text_path)
     else:
-        res = resources.files("emomon.configs").joinpath(f"{name_or_path}.toml")
-        if not res.is_file():
+        res = _packaged_preset(str(name_or_path))
+        if res is None:
             raise ConfigError(f"unknown preset {str(name_or_path)!r}; presets: {', '.join(preset_names())} (or give a .toml path)")
         raw = res.read_bytes()
         base_dir = ""
@@ -503,7 +594,7 @@ def _read_document(name_or_path: str | Path, chain: tuple[str, ...]) -> tuple[di
         raise ConfigError(f"extends: expected the name of a preset ({', '.join(preset_names())}), got {parent!r}")
     if parent in chain:
         raise ConfigError(f"extends: preset {parent!r} extends itself ({' -> '.join((*chain, parent))})")
-    if not resources.files("emomon.configs").joinpath(f"{parent}.toml").is_file():
+    if _packaged_preset(parent) is None:
         raise ConfigError(f"{label}: extends = {parent!r} is not a preset; presets: {', '.join(preset_names())}")
     base, _ = _read_document(parent, (*chain, parent))
     return _merge_tables(base, data), base_dir

@@ -1,0 +1,125 @@
+"""The report's HTML page: one self-contained file with inline CSS and the figure embedded as a base64 PNG; no
+external assets, no JavaScript, and every piece of text from the CSV HTML-escaped."""
+
+from __future__ import annotations
+
+import base64
+import html
+
+from emomon.monitor.views.report.reading import Row, Session
+from emomon.monitor.views.report.summary import affect_of, clock, color_map, parse_iso, shares, time_range
+
+CSS = """
+body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#222;margin:0;
+background:#f6f7f9}
+main{max-width:1640px;margin:0 auto;padding:24px}
+h1{font-size:24px;margin:0 0 12px}h2{font-size:19px;margin:28px 0 10px}h3{font-size:16px;margin:0 0 8px}
+table{border-collapse:collapse}
+.meta td{padding:2px 16px 2px 0}.meta td:first-child{color:#666}
+.card{background:#fff;border:1px solid #e2e4e8;border-radius:8px;padding:16px;margin:12px 0}
+.note{background:#fff7e0;border:1px solid #f0d68a;border-radius:6px;padding:8px 12px;margin:8px 0}
+.empty{font-size:18px;color:#666}
+img.fig{width:100%;height:auto;display:block}
+.chip{display:inline-block;padding:1px 8px;border-radius:10px;color:#111;font-size:13px;white-space:nowrap}
+.speakers{display:flex;flex-wrap:wrap;gap:12px}.speakers .card{flex:1 1 300px;margin:0}
+.shares span{margin:0 6px 4px 0}
+.tr{width:100%;background:#fff;border:1px solid #e2e4e8}
+.tr th{text-align:left;background:#eef0f3;padding:6px 10px;font-weight:600;position:sticky;top:0}
+.tr td{padding:5px 10px;border-top:1px solid #eceef1;vertical-align:top}
+.tr td.t{white-space:nowrap;color:#555;font-variant-numeric:tabular-nums}
+.tr td.c{text-align:right;font-variant-numeric:tabular-nums}
+.muted{color:#888;font-style:italic}
+"""
+
+
+def render_html(session: Session, png: bytes, png_size: tuple[int, int]) -> str:
+    e = html.escape
+    colors = color_map(session.emotions)
+    out = _head(session)
+    for note in session.notes:
+        out.append(f'<div class="note">{e(note)}</div>')
+    if not session.rows:
+        out.append('<div class="card empty">No utterances were recorded in this session (the CSV has no rows).</div>')
+    b64 = base64.b64encode(png).decode("ascii")
+    alt = "Emotion timeline, valence and arousal, and emotion shares per speaker"
+    out.append(f'<div class="card"><img class="fig" width="{png_size[0]}" height="{png_size[1]}" alt="{e(alt)}" '
+               f'src="data:image/png;base64,{b64}"></div>')
+    if session.rows:
+        out.append("<h2>Speakers</h2><div class=\"speakers\">")
+        for spk in session.speakers:
+            out.append(_speaker_card(spk, [r for r in session.rows if r.speaker == spk], session.emotions, colors))
+        out.append("</div>")
+        out.extend(_transcript(session.rows, colors))
+    out.append(f'<p class="muted">Made by emomon from {e(session.path.name)}. Valence and arousal are a display aid '
+               "derived from the class probabilities (Russell's circumplex), not a calibrated measurement.</p>")
+    out.append("</main></body></html>\n")
+    return "\n".join(out)
+
+
+def _ink(color: str) -> str:
+    """Black or white text, whichever reads better on ``color`` ('#rrggbb')."""
+    r, g, b = (int(color[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return "#111" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "#fff"
+
+
+def _chip(emotion: str, color: str) -> str:
+    return f'<span class="chip" style="background:{color};color:{_ink(color)}">{html.escape(emotion)}</span>'
+
+
+def _head(session: Session) -> list[str]:
+    """The page's lines up to the session's facts table."""
+    e = html.escape
+    speakers = session.speakers
+    sid = ", ".join(session.session_ids) or session.path.stem
+    t_end = max((r.end for r in session.rows), default=0.0)
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width,initial-scale=1">',
+        f"<title>emomon session {e(sid)}</title><style>{CSS}</style></head><body><main>",
+        f"<h1>emomon session <code>{e(sid)}</code></h1>",
+        '<table class="meta">',
+        f"<tr><td>Session</td><td>{e(sid)}</td></tr>",
+        f"<tr><td>Date / time</td><td>{e(time_range(session))}</td></tr>",
+        f"<tr><td>Duration</td><td>{e(clock(t_end))} (session time to the end of the last utterance)</td></tr>",
+        f"<tr><td>Utterances</td><td>{len(session.rows)}</td></tr>",
+        f"<tr><td>Speakers</td><td>{len(speakers)}{': ' + e(', '.join(speakers)) if speakers else ''}</td></tr>",
+        f"<tr><td>Source</td><td>{e(session.path.name)}</td></tr>",
+        "</table>",
+    ]
+
+
+def _speaker_card(spk: str, rows: list[Row], emotions: list[str], colors: dict[str, str]) -> str:
+    e = html.escape
+    sh = shares(rows, emotions)
+    vas = [va for va in (affect_of(r) for r in rows) if va]
+    chips = " ".join(
+        f'<span>{_chip(em, colors[em])} {sh[em][0] * 100:.0f}% ({sh[em][1]})</span>'
+        for em in sorted(emotions, key=lambda x: -sh[x][0]) if sh[em][1])
+    mean = ""
+    if vas:
+        mv = sum(v for v, _ in vas) / len(vas)
+        ma = sum(a for _, a in vas) / len(vas)
+        mean = f"<div>Mean valence {mv:+.2f}, arousal {ma:+.2f}</div>"
+    talk = sum(r.duration for r in rows)
+    return (f'<div class="card"><h3>{e(spk)}</h3><div>{len(rows)} utterances, {e(clock(talk))} of speech'
+            f"</div>{mean}<div class=\"shares\">Share of speaking time: {chips}</div></div>")
+
+
+def _transcript(rows: list[Row], colors: dict[str, str]) -> list[str]:
+    e = html.escape
+    out = ["<h2>Transcript</h2>",
+           '<table class="tr"><thead><tr><th>Time</th><th>Speaker</th><th>Emotion</th><th>Confidence</th>'
+           "<th>Transcript</th></tr></thead><tbody>"]
+    for r in rows:
+        wall = parse_iso(r.start_time)
+        when = f"{clock(r.start)}–{clock(r.end)}" + (f"<br><small>{wall:%H:%M:%S}</small>" if wall else "")
+        conf = f"{r.confidence:.2f}" if r.confidence is not None else "–"
+        if r.transcript.strip():
+            text = e(r.transcript)
+        else:
+            text = f'<span class="muted">({e(r.asr_note or "no transcript")})</span>'
+        out.append(f'<tr><td class="t">{when}</td><td>{e(r.speaker)}</td><td>{_chip(r.emotion, colors[r.emotion])}'
+                   f'</td><td class="c">{conf}</td><td>{text}</td></tr>')
+    out.append("</tbody></table>")
+    return out
