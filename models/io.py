@@ -28,6 +28,18 @@ class FusionInput:
                            {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.extras.items()})
 
 
+def stack_inputs(inputs: list[FusionInput]) -> FusionInput | None:
+    """Several prepared inputs as one batch (e.g. one utterance batch read at several speeds), or None when they
+    cannot be stacked (different sequence lengths, or extras)."""
+    first = inputs[0]
+    same = all(x.text.shape[1:] == first.text.shape[1:] and x.speech.shape[1:] == first.speech.shape[1:] and not x.extras
+               for x in inputs)
+    if not same:
+        return None
+    return FusionInput(*(torch.cat([getattr(x, f) for x in inputs]) for f in
+                         ("text", "text_mask", "speech", "speech_mask", "text_present", "speech_present")))
+
+
 @dataclass
 class EmotionOutput:
     """The fused class distribution, and each step's (or branch's) own distribution, all (batch, classes)."""

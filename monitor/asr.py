@@ -31,7 +31,7 @@ class AsrStage:
     def process(self, u: Utterance) -> Transcribed:
         """Transcribe one utterance (raises ``CancelledError`` when the session is aborting)."""
         t0 = time.perf_counter()
-        encoded = self.worker.encode(u.audio).result()
+        encoded = self.worker.encode(u.audio, u.key).result()  # a replay's first pass may have kept it
         tr = self.decoder.decode(encoded.final_layer)
         # Word times are relative to the utterance audio, which starts pre-roll before u.start.
         offset = u.start if u.audio_start is None else u.audio_start

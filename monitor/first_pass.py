@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 from emomon.audio.decode import duration_seconds
 from emomon.audio.segmenter import Segmenter
-from emomon.audio.speed import speed as resample_speed
 from emomon.config import EmomonConfig
 from emomon.models.speaker_baseline import SessionBaseline
 from emomon.monitor.diarize import speaker_name
@@ -64,6 +63,7 @@ def prepare_replay_reading(worker, sources: list, cfg: EmomonConfig, diarizer_fa
     whole = rc.baseline == "session" and options is not None
     t0 = time.perf_counter()
     if whole:
+        worker.keep_for_second_pass(int(rc.keep_mb * 2**20))
         baselines = whole_recording_baselines(worker, options, speeds, sources, cfg, diarizer_factory, stop)
         worker.call(lambda rec: rec.use_session_baselines(baselines)).result()
     seconds = time.perf_counter() - t0 if whole else 0.0
@@ -129,11 +129,11 @@ class _FirstPass:
         if self.diarizers is not None:
             label = self.diarizers[utterance.stream].assign(utterance.audio, utterance.duration)
             speaker = speaker_name(self.streams[utterance.stream].speaker, label)
-        # every speed of the utterance in one encoder batch, on the worker's thread
-        audios = [utterance.audio if f == 1.0 else resample_speed(utterance.audio, f) for f in self.baselines]
-        frames = self.worker.call(lambda rec: rec.encode_speech(audios).unbatch()).result()
-        for baseline, f in zip(self.baselines.values(), frames):
-            baseline.add(speaker, f)
+        # every speed, on the worker's thread; kept there for the second pass, which then encodes nothing again
+        speeds = tuple(self.baselines)
+        frames = self.worker.call(lambda rec: self.worker.encode_speeds(utterance.audio, speeds, utterance.key)).result()
+        for factor, baseline in self.baselines.items():
+            baseline.add(speaker, frames[factor])
         self.utterances += 1
 
     def _progress(self, seconds: float) -> None:

@@ -34,6 +34,7 @@ from emomon.monitor.asr import AsrStage
 from emomon.monitor.diarize import OnlineDiarizer, speaker_name
 from emomon.monitor.first_pass import AS_LIVE, prepare_replay_reading
 from emomon.monitor.sinks import Sink
+from emomon.monitor.threads import thread_plan
 from emomon.monitor.worker import InferenceWorker
 from emomon.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, StreamNotice
 
@@ -94,10 +95,14 @@ class Session:
         self._pending_cv = threading.Condition()
         self.results: queue.Queue = queue.Queue()
         self.asr: AsrStage | None = None
-        self.worker = InferenceWorker(recognizer_factory or self._default_recognizer, rt.batch_size, rt.batch_wait_ms,
-                                      on_result=self.results.put, abort=self.abort, asr_model=cfg.asr.model)
+        self.threads = thread_plan(rt.threads)
         #: latency (end of speech -> CSV row) means something only when the audio arrives in real time
         self.timed = live or any(getattr(s, "realtime", False) for s in sources)
+        # a listener waits for each row only when the audio is timed; a full-speed replay gathers fuller batches
+        batch_wait = rt.batch_wait_ms if self.timed else cfg.replay.batch_wait_ms
+        self.worker = InferenceWorker(recognizer_factory or self._default_recognizer, rt.batch_size, batch_wait,
+                                      on_result=self.results.put, abort=self.abort, asr_model=cfg.asr.model,
+                                      threads=self.threads)
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._index = 0
@@ -141,7 +146,7 @@ class Session:
         """Load and warm up the models; their errors surface here, before any output file exists."""
         self.worker.start()
         self.worker.wait_ready()
-        self.asr = AsrStage(self.cfg.asr, self.worker, device=str(self.worker.recognizer.device), cpu_threads=self.cfg.runtime.threads)
+        self.asr = AsrStage(self.cfg.asr, self.worker, device=str(self.worker.recognizer.device), cpu_threads=self.threads.decoder)
         self.asr.warm_up()
         if self.diarizers:  # load the voice encoder now rather than on the first utterance
             next(iter(self.diarizers.values())).embedder(np.zeros(16000, np.float32))

@@ -51,7 +51,7 @@ def test_speed_views_are_averaged_and_each_speed_keeps_its_own_baseline(speech_f
     rec.read_at_speeds((0.9, 1.1))
     assert rec.speeds == (1.0, 0.9, 1.1)
     audio = load_audio(speech_factory("I can't believe you did this to me."))
-    views = rec.speech_views([None], [audio], ["A"])
+    views = rec.speech_views([{}], [audio], ["A"])
     lengths = [int(v.lengths[0]) for v in views]
     assert lengths[1] > lengths[0] > lengths[2]  # slower speech, more frames
     assert all(rec.baseline_at(f).utterances("A") == 1 for f in rec.speeds)

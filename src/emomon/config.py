@@ -265,7 +265,7 @@ class RuntimeConfig:
     queue_seconds: float = _opt(30.0, lo=1.0, hi=3600.0, doc="live: audio buffered per input before the oldest is dropped")
     max_pending_utterances: int = _opt(64, lo=1, hi=10000, doc="live: utterances waiting for ASR before the oldest is dropped")
     chunk_ms: int = _opt(30, lo=10, hi=2000, doc="audio block size from devices and real-time replays (fast replays read 0.5 s)")
-    threads: int = _opt(0, lo=0, hi=256, doc="CPU threads for ASR and the model (0 = all cores)")
+    threads: int = _opt(0, lo=0, hi=256, doc="cores the session computes on (0 = all available): PyTorch (the inference worker) gets half, CTranslate2 (the ASR decoder) the rest")
 
 
 @dataclass(frozen=True)
@@ -279,6 +279,12 @@ class ReplayConfig:
     tta_speeds: tuple[float, ...] = _opt((0.95, 1.05), lo=0.5, hi=2.0,
                                          doc="extra speeds every utterance is also read at, distributions averaged "
                                              "(one speech-encoder pass each, in both passes; [] = none)")
+    keep_mb: float = _opt(128.0, lo=0.0, hi=65536.0,
+                          doc="memory the first pass may fill with its encodings for the second pass, which then encodes "
+                              "those utterances no more (past it, they are encoded again)")
+    batch_wait_ms: int = _opt(1000, lo=0, hi=60000,
+                              doc="inference worker: longest wait to fill a micro-batch in a full-speed replay (nobody "
+                                  "waits for a row there, and a fuller batch costs less per utterance)")
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,13 @@ class Utterance:
     def duration(self) -> float:
         return self.end - self.start
 
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """Identifies the utterance across a replay's two passes (same files, same segmenter: the same cuts):
+        its stream, the sample its audio starts at, and its length."""
+        start = self.start if self.audio_start is None else self.audio_start
+        return self.stream, round(start * SAMPLE_RATE), len(self.audio)
+
 
 @dataclass(frozen=True)
 class Transcribed:
