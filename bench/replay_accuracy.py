@@ -8,9 +8,9 @@ one 16 kHz recording with ``--gap`` seconds of silence between clips. The record
 `emomon replay` process (one input per actor, so one speaker each): VAD segmentation, tiny.en transcription, the
 inference worker, the CSV. Each clip's prediction is the probability-weighted vote of the utterances overlapping it
 (by overlap length); a clip that no utterance overlaps counts as wrong. Three readings are compared: ``--as-live``
-(each actor against the clips heard so far, one speed: what `emomon live` does), whole-recording baselines from a
-first pass at one speed, and the default replay reading: those baselines with speed test-time augmentation
-(0.95/1/1.05 averaged). Also prints each run's speed (audio seconds of the first recording's clock per wall second:
+(each actor against the clips heard so far, one speed: what `emomon live` does), the default replay reading
+(whole-recording baselines from a first pass, one speed) and ``--best`` (those baselines with speed test-time
+augmentation, 0.95/1/1.05 averaged). Also prints each run's speed (audio seconds of the first recording's clock per wall second:
 the recordings of a split are replayed side by side). After each split, every reading is compared with reading as
 live on the same clips: the paired difference with its 95 % interval (actors, then their clips) and the exact McNemar
 test (``emomon.training.metrics``), and every reading with the one before it (what each costlier step adds), with
@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-READINGS = {"as live": ["--as-live"], "replay, one speed": ["--config", "ONE_SPEED"], "replay (default: + speed TTA)": []}
+READINGS = {"as live": ["--as-live"], "replay default (whole-recording baselines, one speed)": [],
+            "replay --best (+ speed TTA)": ["--best"]}
 
 
 def build_recordings(items, folder: Path, gap: float) -> dict[str, list[tuple[float, float, str]]]:
@@ -138,14 +139,11 @@ def main() -> int:
             actors = sorted(spans, key=int)
             files = [str(folder / f"actor{int(a):02d}.wav") for a in actors]
             names = [x for i, a in enumerate(actors) for x in ("--speaker", f"{i}=actor{int(a):02d}")]
-            one_speed = root / "one-speed.toml"  # the default preset without speed test-time augmentation
-            one_speed.write_text('extends = "default"\n[replay]\ntta_speeds = []\n')
             index = {c: i for i, c in enumerate(ckpt.classes)}
             y = np.array([index[label] for a in actors for _, _, label in spans[a]])
             actor_of = np.array([a for a in actors for _ in spans[a]])
             predicted: dict[str, np.ndarray] = {}
             for reading, flags in READINGS.items():
-                flags = [str(one_speed) if f == "ONE_SPEED" else f for f in flags]
                 out = folder / f"{reading.replace(' ', '_').replace('(', '').replace(')', '').replace('+', 'plus')}.csv"
                 out.unlink(missing_ok=True)
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)

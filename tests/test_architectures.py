@@ -364,8 +364,9 @@ def test_full_speed_replay_reads_word_time_models_at_one_speed(tmp_path, short_t
 
     model.speaker_baseline = SpeakerBaselineOptions(np.zeros(speech_enc.dim, np.float32), 2.0)
     ckpt = save_checkpoint(tmp_path / "complementary", model, cfg, {"text": text_enc.fingerprint, "speech": speech_enc.fingerprint})
-    run_cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=str(ckpt)))
-    assert run_cfg.replay.tta_speeds  # the default asks for speed TTA
+    run_cfg = dataclasses.replace(cfg, runtime=dataclasses.replace(cfg.runtime, model=str(ckpt)),
+                                  replay=dataclasses.replace(cfg.replay, tta_speeds=cfg.replay.best_speeds))
+    assert run_cfg.replay.tta_speeds  # speed TTA asked for (emomon replay --best)
     talk = write_wav(tmp_path / "talk.wav", short_talk)
     session = Session(run_cfg, [FileSource(talk, 0)], live=False)
     session.load()

@@ -90,7 +90,7 @@ def test_first_pass_hears_every_utterance_under_the_names_the_second_pass_gives(
         ("The museum opens early on Sundays.", "en-us", 50),
         ("That is wonderful news, well done.", "en-gb+f3", 80))]
     path = write_wav(tmp_path / "two.wav", np.concatenate([x for p in parts for x in (gap, p)] + [gap]))
-    session = _session(random_checkpoint, path, diarize=True)
+    session = _session(random_checkpoint, path, diarize=True, tta_speeds=(0.95, 1.05))  # as --best reads
     assert session.whole_recording
     session.load()
     session.prepare_replay([FileSource(path, 0)])  # the replay command's first pass, on sources of its own
@@ -121,9 +121,14 @@ def test_paced_replays_and_as_live_read_as_live(tmp_path, speech_factory, random
     assert "read with running speaker baseline, one speed" in r.stderr
     r = run_emomon("replay", str(path), "--model", str(random_checkpoint), "--csv", str(tmp_path / "b.csv"))
     assert r.returncode == 0, r.stderr
-    assert "read with whole-recording speaker baselines, speeds 0.95x/1x/1.05x averaged" in r.stderr
-    preset = tmp_path / "one-speed.toml"  # a preset can keep the whole-recording baselines without speed TTA
-    preset.write_text('extends = "default"\n[replay]\ntta_speeds = []\n')
-    r = run_emomon("replay", str(path), "--model", str(random_checkpoint), "--config", str(preset), "--csv", str(tmp_path / "c.csv"))
+    assert "read with whole-recording speaker baselines, one speed" in r.stderr  # the default (docs/MODEL_CARD.md's rule)
+    r = run_emomon("replay", str(path), "--model", str(random_checkpoint), "--best", "--csv", str(tmp_path / "c.csv"))
     assert r.returncode == 0, r.stderr
-    assert "read with whole-recording speaker baselines, one speed" in r.stderr
+    assert "read with whole-recording speaker baselines, speeds 0.95x/1x/1.05x averaged" in r.stderr
+    preset = tmp_path / "speeds.toml"  # a preset can choose its own speeds for the default reading
+    preset.write_text('extends = "default"\n[replay]\ntta_speeds = [0.9, 1.1]\n')
+    r = run_emomon("replay", str(path), "--model", str(random_checkpoint), "--config", str(preset), "--csv", str(tmp_path / "d.csv"))
+    assert r.returncode == 0, r.stderr
+    assert "read with whole-recording speaker baselines, speeds 0.9x/1x/1.1x averaged" in r.stderr
+    r = run_emomon("replay", str(path), "--as-live", "--best", "--csv", str(tmp_path / "e.csv"))
+    assert r.returncode == 2 and "--as-live and --best" in r.stderr and not (tmp_path / "e.csv").exists()

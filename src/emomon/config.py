@@ -276,9 +276,12 @@ class ReplayConfig:
     baseline: str = _opt("session", choices=("session", "running"),
                          doc="'session': a first pass reads every utterance, and each speaker is judged against the mean "
                              "of all their utterances; 'running': as live, against those heard so far")
-    tta_speeds: tuple[float, ...] = _opt((0.95, 1.05), lo=0.5, hi=2.0,
+    tta_speeds: tuple[float, ...] = _opt((), lo=0.5, hi=2.0,
                                          doc="extra speeds every utterance is also read at, distributions averaged "
                                              "(one speech-encoder pass each, in both passes; [] = none)")
+    best_speeds: tuple[float, ...] = _opt((0.95, 1.05), lo=0.5, hi=2.0,
+                                          doc="emomon replay --best: the extra speeds read and averaged in place of tta_speeds "
+                                              "(one speech-encoder pass and one model pass more per speed)")
     keep_mb: float = _opt(128.0, lo=0.0, hi=65536.0,
                           doc="memory the first pass may fill with its encodings for the second pass, which then encodes "
                               "those utterances no more (past it, they are encoded again)")
