@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -48,6 +49,8 @@ class EmotionRecognizer:
         self.model = self.ckpt.model.to(self.device).eval()
         self.classes = self.ckpt.classes
         self._text = self._speech = None
+        self._text_loader: threading.Thread | None = None
+        self._text_error: BaseException | None = None
         #: Speeds each utterance is read at, probabilities averaged (1.0 alone = no test-time augmentation).
         self.speeds: tuple[float, ...] = (1.0,)
         opts = getattr(self.model, "speaker_baseline", None)
@@ -90,12 +93,37 @@ class EmotionRecognizer:
     def config(self):
         return self.ckpt.config
 
+    def start_loading_text_encoder(self) -> None:
+        """Build the text encoder on a helper thread while the caller goes on (a replay's first pass reads speech
+        only); the first use of :attr:`text_encoder` waits for it, and raises its error. It is only built there:
+        it runs where the recognizer's owner calls it."""
+        if self._text is not None or self._text_loader is not None:
+            return
+
+        def load() -> None:
+            try:
+                self._text = self._build_text_encoder()
+            except BaseException as exc:  # raised by text_encoder, in the owner's thread
+                self._text_error = exc
+
+        self._text_loader = threading.Thread(target=load, name="emomon-load-text", daemon=True)
+        self._text_loader.start()
+
     @property
     def text_encoder(self):
+        if self._text_loader is not None:
+            self._text_loader.join()
+            self._text_loader, error, self._text_error = None, self._text_error, None
+            if error is not None:
+                raise error
         if self._text is None:
-            self._text = build_text_encoder(self.config.encoders.text, self.device, self.ckpt.text_layers)
-            self._check("text", self._text)
+            self._text = self._build_text_encoder()
         return self._text
+
+    def _build_text_encoder(self):
+        encoder = build_text_encoder(self.config.encoders.text, self.device, self.ckpt.text_layers)
+        self._check("text", encoder)
+        return encoder
 
     @property
     def speech_encoder(self):

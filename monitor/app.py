@@ -169,6 +169,7 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
         session.load()  # model errors end the command here, before the CSV exists
         if session.whole_recording:  # a full-speed replay: a first pass, then the session reads against it
             session.prepare_replay(build_sources(cfg, opts, live=False))
+        session.wait_loaded()  # the text encoder's errors too end the command before the CSV exists
         while True:
             try:
                 csv_sink = CsvSink(csv_path, session.session_id, classes, steps)

@@ -143,7 +143,8 @@ class Session:
 
     # ------------------------------------------------------------------------------------------------ lifecycle
     def load(self) -> None:
-        """Load and warm up the models; their errors surface here, before any output file exists."""
+        """Load and warm up the models (the text encoder goes on loading on the side: :meth:`wait_loaded`); their
+        errors surface here or there, before any output file exists."""
         self.worker.start()
         self.worker.wait_ready()
         self.asr = AsrStage(self.cfg.asr, self.worker, device=str(self.worker.recognizer.device), cpu_threads=self.threads.decoder)
@@ -151,10 +152,15 @@ class Session:
         if self.diarizers:  # load the voice encoder now rather than on the first utterance
             next(iter(self.diarizers.values())).embedder(np.zeros(16000, np.float32))
 
+    def wait_loaded(self) -> None:
+        """Block until every model is loaded (the text encoder loads beside a replay's first pass)."""
+        self.worker.wait_text_encoder()
+
     def start(self) -> None:
         """Load the models if that was not done yet, then start every stage."""
         if not self.worker.ready.is_set():
             self.load()
+        self.wait_loaded()
         self.stats.started = time.time()
         t0 = self.stats.started
         spawn = self._spawn

@@ -168,6 +168,9 @@ class InferenceWorker(threading.Thread):
             if self._threads is not None:
                 apply_torch_threads(self._threads)
             self.recognizer = self._factory()
+            # MiniLM (and transformers' import) loads beside the speech side and a replay's first pass, which need
+            # no text; the first emotion request waits for it
+            self.recognizer.start_loading_text_encoder()
             if self._asr_model is not None:
                 self.asr_encoder = AsrEncoder.for_model(self._asr_model, self.recognizer.speech_encoder, self.recognizer.device)
                 self.asr_encoder.silence()  # the decoder's window tail, computed once (also warms the encoder up)
@@ -203,7 +206,7 @@ class InferenceWorker(threading.Thread):
                 if not pending:
                     deadline = time.monotonic() + self.batch_wait
                 pending.append(item)
-                if len(pending) >= self.batch_size:
+                if len(pending) >= self.batch_size or not self.batches:  # the session's first row is shown at once
                     self._flush(pending)
 
     def _flush(self, pending: list[EmotionRequest]) -> None:
@@ -250,9 +253,13 @@ class InferenceWorker(threading.Thread):
         return {f: frames[f] for f in speeds}
 
     def _warm_up(self) -> None:
-        """Load the lazily built encoders and run one prediction, so the first utterance does not pay for it."""
-        rec = self.recognizer
-        rec.predict([np.zeros(16000, np.float32)], ["warm up"])
+        """Build the speech encoder and run the model once (without text, which is still loading), so the first
+        utterance does not pay for lazy initialisation."""
+        self.recognizer.predict([np.zeros(16000, np.float32)], [None])
+
+    def wait_text_encoder(self) -> None:
+        """Block until the text encoder is loaded (its loading error is raised here, in the caller's thread)."""
+        self.call(lambda rec: rec.text_encoder).result()
 
     def _process(self, batch: list[EmotionRequest]) -> None:
         rec = self.recognizer
