@@ -95,11 +95,6 @@ class KeptEncodings:
         self.used -= sum(f.nbytes for f in frames.values())
         return frames
 
-    def clear(self) -> None:
-        self._final.clear()
-        self._frames.clear()
-        self.used = 0
-
 
 class InferenceWorker(threading.Thread):
     """``recognizer_factory`` is called in this thread (so the model lives on the device this thread owns); with
@@ -191,6 +186,7 @@ class InferenceWorker(threading.Thread):
                 continue
             if item is _STOP:
                 self._flush(pending)
+                self.kept = KeptEncodings(0)  # what no utterance of the second pass claimed is freed with the session
                 break
             if self.abort.is_set():  # shutting down: what is gathered or arrives now is skipped and counted
                 self._flush(pending)

@@ -132,3 +132,24 @@ def test_paced_replays_and_as_live_read_as_live(tmp_path, speech_factory, random
     assert "read with whole-recording speaker baselines, speeds 0.9x/1x/1.1x averaged" in r.stderr
     r = run_emomon("replay", str(path), "--as-live", "--best", "--csv", str(tmp_path / "e.csv"))
     assert r.returncode == 2 and "--as-live and --best" in r.stderr and not (tmp_path / "e.csv").exists()
+
+
+@requires_espeak
+def test_the_second_pass_encodes_nothing_the_first_pass_kept(tmp_path, speech_factory, random_checkpoint):
+    """The first pass keeps each utterance's encodings (every speed, and the final layer the decoder reads), so the
+    second pass runs no speech encoder at all; with no room to keep anything, it encodes every utterance again."""
+    from emomon.monitor.sources import FileSource
+
+    path = speech_factory("Please open the window before the meeting starts. I really do not want to go there again.")
+    for keep_mb, encodes_again in ((128.0, False), (0.0, True)):
+        session = _session(random_checkpoint, path, tta_speeds=(0.95, 1.05), keep_mb=keep_mb)
+        session.load()
+        session.prepare_replay([FileSource(path, 0)])
+        whisper = session.worker.asr_encoder.whisper
+        calls = []
+        original = whisper.hidden_states
+        whisper.hidden_states = lambda audios: calls.append(len(audios)) or original(audios)
+        session.start()
+        session.wait()
+        assert session.stats.utterances >= 1
+        assert bool(calls) is encodes_again, (keep_mb, calls)
