@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 from emomon.config import load_config
+from emomon.errors import OutputError
+from emomon.files import check_output_path, make_private_folder, write_output
 from emomon.models.checkpoint import load_checkpoint
 from emomon.training.pairing import Example, fixed_examples
 from emomon.training.features import text_key
@@ -90,10 +92,16 @@ def main() -> int:
     ap.add_argument("--epoch-size", type=int, default=6000)
     ap.add_argument("--runs", default="runs/compare")
     ap.add_argument("--out", default="docs/results.md")
+    ap.add_argument("--overwrite", action="store_true", help="replace the --out .md and .json if they exist")
     ap.add_argument("--resume", action="store_true", help="keep the architectures already in the --out .json; train the rest")
     ap.add_argument("--retime", action="store_true", help="with --resume: measure ms/utterance again for the kept ones "
                     "(from their checkpoints in --runs), all in this one run on an otherwise idle machine")
     args = ap.parse_args()
+    # before any training (hours): both outputs can be written, and an earlier table is replaced only when asked
+    # (--resume continues the table in them, so it replaces them too)
+    replace = args.overwrite or args.resume
+    for path in (Path(args.out), Path(args.out).with_suffix(".json")):
+        check_output_path(path, overwrite=replace, what="the comparison", parents=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     archs = list(architecture_names()) if args.archs == "all" else args.archs.split(",")
     base = load_config("en-tiny")
@@ -136,12 +144,14 @@ def main() -> int:
             "metrics": {k: v.fused for k, v in ev.items()},
         }
         logging.info("%s: %s", arch, {k: round(v.fused.accuracy, 3) for k, v in ev.items()})
-        write(results, args, Path(args.out))
-    write(results, args, Path(args.out))
+        write(results, args, Path(args.out), replace)
+        replace = True  # this run's own table from now on
+    write(results, args, Path(args.out), replace)
     return 0
 
 
-def write(results: dict, args, out: Path) -> None:
+def write(results: dict, args, out: Path, replace: bool) -> None:
+    """The table (``out``) and its figures (``out`` with ``.json``), each written atomically and user-only."""
     lines = [
         "# Architectures compared on the same data",
         "",
@@ -171,10 +181,15 @@ def write(results: dict, args, out: Path) -> None:
               "Their numbers are listed only as the reference points the papers give:", ""]
     for arch in results:
         lines.append(f"- `{arch}`: {SEED_REPORTED.get(arch, 'no figure reported')}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    (out.with_suffix(".json")).write_text(json.dumps({a: {**r, "metrics": {k: v.as_dict() for k, v in r["metrics"].items()}} for a, r in results.items()}, indent=1))
+    make_private_folder(out.parent, exist_ok=True)
+    write_output(out, ("\n".join(lines) + "\n").encode(), overwrite=replace)
+    figures = {a: {**r, "metrics": {k: v.as_dict() for k, v in r["metrics"].items()}} for a, r in results.items()}
+    write_output(out.with_suffix(".json"), json.dumps(figures, indent=1).encode(), overwrite=replace)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except OutputError as exc:  # an output that cannot be written: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

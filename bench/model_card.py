@@ -41,6 +41,8 @@ import numpy as np
 import torch
 
 from emomon.config import SourceConfig
+from emomon.errors import OutputError
+from emomon.files import check_output_path, write_output
 from emomon.models.checkpoint import load_checkpoint
 from emomon.training.feature_builder import FeatureBuilder
 from emomon.training.pairing import Example, fixed_examples
@@ -149,10 +151,13 @@ def main() -> int:
     ap.add_argument("--checkpoint", default="hyfuser-tiny-en")
     ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
     ap.add_argument("--json")
+    ap.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     ap.add_argument("--skip-meld-speech", action="store_true", help="skip the espeak-ng reading of MELD test (slowest part)")
     ap.add_argument("--speed-only", action="store_true", help="measure only size, parameters and ms per utterance")
     ap.add_argument("--repeat", type=int, default=1, help="with --speed-only: timing runs, one line each (CPU timings vary run to run)")
     args = ap.parse_args()
+    if args.json:  # before any work: the JSON can be written, and an existing file is replaced only when asked
+        check_output_path(args.json, overwrite=args.overwrite, what="the JSON")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.speed_only:
         from emomon.models.inference import EmotionRecognizer
@@ -216,15 +221,19 @@ def main() -> int:
         print(f"{name} accuracy per test speaker: " + ", ".join(f"{k.rsplit(':', 1)[-1]} {v:.3f}" for k, v in accs.items()))
     print(speed_line(speed))
     if args.json:
-        Path(args.json).write_text(json.dumps({
+        write_output(Path(args.json), json.dumps({
             "checks": checks, "speed": speed,
             "uncertainty": {"intervals": {k: dataclasses.asdict(v) for k, v in trust["intervals"].items()},
                             "mcnemar": {k: dataclasses.asdict(v) for k, v in trust["mcnemar"].items()},
                             "per_speaker_accuracy": trust["per_speaker_accuracy"]},
             "results": {s: {m: ev.as_dict() for m, ev in modes.items()} for s, modes in results.items()},
-        }, indent=1) + "\n")
+        }, indent=1).encode() + b"\n", overwrite=args.overwrite)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except OutputError as exc:  # an output that cannot be written: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

@@ -33,6 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from replay import build_recording  # noqa: E402
+from emomon.errors import OutputError  # noqa: E402
+from emomon.files import check_output_path, write_output  # noqa: E402
 
 FASTER_WHISPER = r"""
 import sys
@@ -70,7 +72,10 @@ def main() -> int:
     ap.add_argument("--runs", default="floor,fw,default,as-live")
     ap.add_argument("--emomon", default=f"{sys.executable} -m emomon", help="the emomon command to measure")
     ap.add_argument("--json", help="also write the raw measurements here")
+    ap.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     args = ap.parse_args()
+    if args.json:  # before any work: the JSON can be written, and an existing file is replaced only when asked
+        check_output_path(args.json, overwrite=args.overwrite, what="the JSON")
     runs = args.runs.split(",")
     emomon = shlex.split(args.emomon)
     with tempfile.TemporaryDirectory() as d:
@@ -109,9 +114,14 @@ def main() -> int:
                 speed = statistics.median(b["wall"] / e["wall"] for b, e in zip(results[base], results[r]))
                 print(f"{r} / {base}: CPU {med[r]['cpu'] / med[base]['cpu']:.2f}x, speed (wall) {speed:.2f} of {base}'s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"audio_seconds": seconds, "runs": results}, indent=1) + "\n")
+        write_output(Path(args.json), (json.dumps({"audio_seconds": seconds, "runs": results}, indent=1) + "\n").encode(),
+                     overwrite=args.overwrite)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except OutputError as exc:  # an output that cannot be written: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

@@ -35,6 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from emomon.errors import OutputError
+from emomon.files import check_output_folder, make_private_folder
+
 READINGS = {"as live": ["--as-live"], "replay default (whole-recording baselines, one speed)": [],
             "replay --best (+ speed TTA)": ["--best"]}
 
@@ -101,8 +104,18 @@ def main() -> int:
     ap.add_argument("--model", default="hyfuser-tiny-en")
     ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
     ap.add_argument("--gap", type=float, default=0.7, help="seconds of silence between clips")
-    ap.add_argument("--keep", help="write the recordings and CSVs here instead of a temporary folder")
+    ap.add_argument("--keep", help="write the recordings and CSVs here instead of a temporary folder (a new or empty one)")
+    ap.add_argument("--overwrite", action="store_true", help="with --keep: use a folder that is not empty, replacing its CSVs")
     args = ap.parse_args()
+    if args.keep:  # before any work: the folder can be written, and nothing in it is replaced unasked
+        keep = check_output_folder(args.keep, what="the recordings and CSVs into", create=True)
+        try:
+            holds = keep.is_dir() and any(keep.iterdir())
+        except OSError as exc:
+            raise OutputError(f"cannot write the recordings and CSVs into {keep}: {exc.strerror or exc}") from None
+        if holds and not args.overwrite:
+            raise OutputError(f"cannot write the recordings and CSVs into {keep}: it is not empty; choose another "
+                              "--keep folder, or --overwrite to replace what is there")
     data = Path(args.data).resolve()
     if not (data / "ravdess").is_dir():
         print(f"RAVDESS not found under {data}", file=sys.stderr)
@@ -123,7 +136,7 @@ def main() -> int:
     items = [it for it in load_sources(cfg, splits=("val", "test"))[0].items if it.label in ckpt.classes]
     with tempfile.TemporaryDirectory(prefix="emomon-replay-acc-") as tmp:
         root = Path(args.keep or tmp)
-        root.mkdir(parents=True, exist_ok=True)
+        make_private_folder(root, exist_ok=True)  # 0700: the recordings are people's voices
         print(f"`emomon replay` on RAVDESS actors' clips joined into one recording each ({args.model}, gap {args.gap} s)\n")
         print("| split | actors | clips | reading | accuracy | clips with an utterance | speed (x real time) | CPU s |")
         print("|---|---|---|---|---|---|---|---|")
@@ -178,4 +191,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except OutputError as exc:  # an output that cannot be written: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

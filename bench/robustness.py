@@ -38,6 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from emomon.errors import OutputError
+from emomon.files import check_output_path, write_output
+
 CONDITIONS = ("clean", "pink20", "pink10", "pink5", "babble10", "room", "phone", "call")
 
 
@@ -93,7 +96,10 @@ def main() -> int:
     ap.add_argument("--conditions", default=",".join(CONDITIONS))
     ap.add_argument("--orders", type=int, default=10, help="random stream orders per condition (the same for each)")
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     args = ap.parse_args()
+    if args.json:  # before any work: the JSON can be written, and an existing file is replaced only when asked
+        check_output_path(args.json, overwrite=args.overwrite, what="the JSON")
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     bad = [c for c in conditions if c not in CONDITIONS and not (c[:4] == "pink" and c[4:].isdigit())
            and not (c[:6] == "babble" and c[6:].isdigit())]
@@ -188,9 +194,14 @@ def main() -> int:
         print(f"| {r['condition']} | {r['n']} | {r['accuracy']:.3f} ({r['sd_over_orders']:.3f}) | {r['weighted_f1']:.3f} | "
               f"{r['uar']:.3f} | {drop} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"checkpoint": str(ckpt.path), "corpus": args.corpus, "rows": rows}, indent=1) + "\n")
+        write_output(Path(args.json), (json.dumps({"checkpoint": str(ckpt.path), "corpus": args.corpus, "rows": rows},
+                                                  indent=1) + "\n").encode(), overwrite=args.overwrite)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        raise SystemExit(main())
+    except OutputError as exc:  # an output that cannot be written: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from emomon.errors import OutputError
+from emomon.files import check_output_path, write_output
+
 CORPORA = ("ravdess", "nemo", "ased")
 
 
@@ -33,7 +36,10 @@ def main() -> int:
     ap.add_argument("--orders", type=int, default=50, help="random stream orders per corpus")
     ap.add_argument("--data", default=os.environ.get("EMOMON_DATA", "../shared/data"))
     ap.add_argument("--json", help="also write the figures (every order's accuracy) here")
+    ap.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     args = ap.parse_args()
+    if args.json:  # before any work: the JSON can be written, and an existing file is replaced only when asked
+        check_output_path(args.json, overwrite=args.overwrite, what="the JSON")
     data = Path(args.data).resolve()
     if not data.is_dir():
         print(f"data folder not found: {data}", file=sys.stderr)
@@ -102,9 +108,14 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(lines))
     if args.json:
-        Path(args.json).write_text(json.dumps({"checkpoint": str(ckpt.path), "orders": args.orders, "results": out}, indent=1) + "\n")
+        write_output(Path(args.json), (json.dumps({"checkpoint": str(ckpt.path), "orders": args.orders, "results": out},
+                                                  indent=1) + "\n").encode(), overwrite=args.overwrite)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        raise SystemExit(main())
+    except OutputError as exc:  # an output that cannot be written: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

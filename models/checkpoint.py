@@ -2,8 +2,11 @@
 
 ``config.json`` holds the format version, the full preset (encoders, architecture, classes, training settings),
 the encoders' fingerprints and widths, the joint scaler statistics, the SHA-256 of the weights file and the
-metrics measured when it was trained. Loading checks all of it - format, preset values, checksum, tensor names and
-shapes - and reads only JSON and safetensors: no pickle, so no code is ever executed from a checkpoint.
+metrics measured when it was trained. ``config.json`` is read once and validated against its schema
+(:mod:`emomon.models.checkpoint_schema`: types, finite numbers in range, sizes, file names and checksums) into a
+:class:`~emomon.models.checkpoint_schema.CheckpointDocument`, which every reader uses (:func:`read_checkpoint`);
+loading then checks the weights against it - checksum, tensor names, shapes and finiteness - and reads only JSON
+and safetensors: no pickle, so no code is ever executed from a checkpoint.
 
 An ensemble (``save_ensemble``) is one checkpoint: its first member is the checkpoint's own weights and scaler, and
 every further member is an entry of its ``ensemble`` list (weights file and SHA-256, scaler, speaker baseline, the
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,20 +32,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
-from emomon.config import EmomonConfig, config_from_dict
+from emomon.config import EmomonConfig, config_from_dict, shown
 from emomon.errors import ConfigError, ModelError
+# the format's names live with its schema; they are imported here too, where writers (training/saving.py) find them
+from emomon.models.checkpoint_schema import (CONFIG_FILE, ENSEMBLE_FORMAT_VERSION, FORMAT, FORMAT_VERSION,  # noqa: F401
+                                             WEIGHTS_FILE, CheckpointDocument, FileEntry, MemberDocument, read_document,
+                                             read_json, validate_document)
 from emomon.models.ensemble import EnsembleModel
 from emomon.models.registry import build_model
 from emomon.models.scaler import JointStandardScaler
 from emomon.models.speaker_baseline import SpeakerBaselineOptions
 
-FORMAT = "emomon.checkpoint"
-#: A single model's checkpoint.
-FORMAT_VERSION = 1
-#: A checkpoint with an ``ensemble`` section (the newest version this emomon reads).
-ENSEMBLE_FORMAT_VERSION = 2
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 #: The shipped model: the five-member ensemble of the en-tiny recipe line (models/weights/hyfuser-tiny-en).
 DEFAULT_CHECKPOINT = "hyfuser-tiny-en"
 #: Old names of shipped checkpoints -> the folder they name now. "en-tiny" was the shipped model's name until it was
@@ -82,18 +81,21 @@ def shipped_name(name_or_path: str | Path) -> str | None:
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
     """A checkpoint directory from a path (directory, or either of its two files) or a packaged name."""
-    p = Path(name_or_path).expanduser()
-    if p.is_file() and p.name in (CONFIG_FILE, WEIGHTS_FILE):
-        p = p.parent
-    if p.is_dir():
-        return p
-    if p.exists():
-        raise ModelError(f"{p} is not a checkpoint: give the directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
-    if "/" not in str(name_or_path):
-        name = CHECKPOINT_ALIASES.get(str(name_or_path), str(name_or_path))
-        res = resources.files("emomon.models.weights").joinpath(name)
-        if res.is_dir() and res.joinpath(CONFIG_FILE).is_file():
-            return Path(str(res))
+    try:
+        p = Path(name_or_path).expanduser()
+        if p.is_file() and p.name in (CONFIG_FILE, WEIGHTS_FILE):
+            p = p.parent
+        if p.is_dir():
+            return p
+        if p.exists():
+            raise ModelError(f"{p} is not a checkpoint: give the directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+        if "/" not in str(name_or_path):
+            name = CHECKPOINT_ALIASES.get(str(name_or_path), str(name_or_path))
+            res = resources.files("emomon.models.weights").joinpath(name)
+            if res.is_dir() and res.joinpath(CONFIG_FILE).is_file():
+                return Path(str(res))
+    except (OSError, RuntimeError, ValueError) as exc:  # a name too long, ~user of no user, a NUL character
+        raise ModelError(f"checkpoint {shown(str(name_or_path))} cannot be looked up: {getattr(exc, 'strerror', None) or exc}") from None
     aliases = [f"{old} = {new}" for old, new in CHECKPOINT_ALIASES.items()]
     shipped = ", ".join(packaged_checkpoints()) or "none"
     shipped += f"; old names: {', '.join(aliases)}" if aliases else ""
@@ -109,110 +111,83 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def read_checkpoint(name_or_path: str | Path) -> CheckpointDocument:
+    """A checkpoint's ``config.json``, validated against its schema (weights not read): what ``emomon info``, the
+    monitor's early checks and :func:`load_checkpoint` read. Every problem is a one-line :class:`ModelError`."""
+    return read_document(resolve_checkpoint(name_or_path))
+
+
 def read_checkpoint_config(name_or_path: str | Path) -> tuple[Path, dict]:
-    """The checkpoint directory and its validated JSON document (weights not read)."""
+    """The checkpoint directory and its JSON document as read, after the same validation as :func:`read_checkpoint`
+    (weights not read). For code that writes a checkpoint from another (``emomon.training.saving``); to read one, use
+    :func:`read_checkpoint`."""
     directory = resolve_checkpoint(name_or_path)
-    cfg_path = directory / CONFIG_FILE
-    try:
-        doc = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{directory} is not a checkpoint: {CONFIG_FILE} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{cfg_path} is corrupt or not JSON ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ModelError(f"{cfg_path} is not an emomon checkpoint (format field missing or different)")
-    version = doc.get("format_version")
-    if not isinstance(version, int) or version > ENSEMBLE_FORMAT_VERSION:
-        raise ModelError(f"{directory}: checkpoint format version {version} is newer than this emomon supports ({ENSEMBLE_FORMAT_VERSION}); upgrade emomon")
-    for key in ("config", "dims", "fingerprints", "scaler", "weights"):
-        if not isinstance(doc.get(key), dict):
-            raise ModelError(f"{cfg_path}: the {key!r} section is missing or malformed")
+    doc = read_json(directory / CONFIG_FILE)
+    validate_document(doc, directory)
     return directory, doc
 
 
 def _preset_of(directory: Path, doc: dict) -> EmomonConfig:
+    """The preset of a raw ``config.json`` document, or of one of its ensemble entries (for writers that change it)."""
     try:
-        return config_from_dict(doc["config"])
+        return config_from_dict(doc.get("config") if isinstance(doc, dict) else None)
     except ConfigError as exc:
         raise ModelError(f"{directory}: invalid model config in checkpoint: {exc}") from None
 
 
 def read_checkpoint_preset(name_or_path: str | Path) -> EmomonConfig:
     """The preset a checkpoint was trained with (classes, encoders, architecture), validated, weights not read."""
-    return _preset_of(*read_checkpoint_config(name_or_path))
+    return read_checkpoint(name_or_path).config
 
 
 def load_checkpoint(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str | torch.device = "cpu") -> Checkpoint:
     """Load and validate a checkpoint (a single model, or an ensemble as one :class:`EnsembleModel`); every problem
     is a one-line :class:`ModelError`."""
-    directory, doc = read_checkpoint_config(name_or_path)
-    config = _preset_of(directory, doc)
-    try:
-        dims = {"text": int(doc["dims"]["text"]), "speech": int(doc["dims"]["speech"])}
-        fingerprints = {"text": str(doc["fingerprints"]["text"]), "speech": str(doc["fingerprints"]["speech"])}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{directory}: checkpoint config lacks {exc}") from None
-    text_layers = _checked_text_layers(directory, doc) if config.encoders.text.tune_layers else None
-    model = _load_member(directory, config, dims, doc)
-    extra = doc.get("ensemble")
-    if extra is not None:
-        if not isinstance(extra, list) or not extra or not all(isinstance(e, dict) for e in extra):
-            raise ModelError(f"{directory}: the 'ensemble' section of {CONFIG_FILE} is malformed (a list of members)")
-        if doc.get("format_version") != ENSEMBLE_FORMAT_VERSION:
-            raise ModelError(f"{directory}: an ensemble checkpoint must have format version {ENSEMBLE_FORMAT_VERSION}")
-        members = [model]
-        for i, entry in enumerate(extra, start=1):
-            for key in ("config", "scaler", "weights"):
-                if not isinstance(entry.get(key), dict):
-                    raise ModelError(f"{directory}: ensemble member {i}: the {key!r} section is missing or malformed")
-            own = _preset_of(directory, entry)
-            if (own.model, own.classes, own.encoders.speech) != (config.model, config.classes, config.encoders.speech):
-                raise ModelError(f"{directory}: ensemble member {i} differs from the first in its model, classes or speech encoder")
-            members.append(_load_member(directory, config, dims, entry, f"ensemble member {i}"))
+    document = read_checkpoint(name_or_path)
+    directory, config = document.directory, document.config
+    text_layers = _checked_text_layers(directory, document.text_layers) if config.encoders.text.tune_layers else None
+    members = [_load_member(directory, config, document.dims_dict, m, f"ensemble member {i}" if i else "")
+               for i, m in enumerate(document.members)]
+    model = members[0]
+    if document.is_ensemble:
         baseline = members[0].speaker_baseline
         if any(not _same_baseline(m.speaker_baseline, baseline) for m in members[1:]):
             raise ModelError(f"{directory}: ensemble members differ in their speaker baseline options")
         model = EnsembleModel(members)
     model.eval().to(device)
-    return Checkpoint(config, model, fingerprints, dims, dict(doc.get("metadata") or {}), directory, text_layers)
+    return Checkpoint(config, model, document.fingerprints_dict, document.dims_dict, dict(document.metadata), directory, text_layers)
 
 
 def _weights_path(directory: Path, doc: dict) -> Path:
-    """The weights file the ``weights`` entry of ``doc`` names (the checkpoint's own or an ensemble member's), inside
-    ``directory`` whatever path the entry holds."""
+    """The weights file the ``weights`` entry of a raw ``doc`` names (the checkpoint's own or an ensemble member's),
+    inside ``directory`` whatever path the entry holds (for writers: a validated document's entries name bare files)."""
     return directory / Path(str(doc["weights"].get("file", WEIGHTS_FILE))).name
 
 
-def _load_member(directory: Path, config: EmomonConfig, dims: dict[str, int], doc: dict, what: str = "") -> torch.nn.Module:
-    """One fusion model from the ``weights``, ``scaler`` and ``speaker_baseline`` entries of ``doc`` (the checkpoint's
-    own, or an ensemble member's), checked against the preset's architecture."""
+def _load_member(directory: Path, config: EmomonConfig, dims: dict[str, int], member: MemberDocument, what: str = "") -> torch.nn.Module:
+    """One fusion model from a member's weights, scaler and speaker baseline (the checkpoint's own, or an ensemble
+    member's), checked against the preset's architecture."""
     where = f"{directory}{f' ({what})' if what else ''}"
-    try:
-        expected_sha = str(doc["weights"]["sha256"])
-    except (KeyError, TypeError) as exc:
-        raise ModelError(f"{where}: checkpoint config lacks {exc}") from None
-    weights_path = _weights_path(directory, doc)
+    weights_path = directory / member.weights.file
     try:
         blob = weights_path.read_bytes()
     except FileNotFoundError:
         raise ModelError(f"{where}: weights file {weights_path.name} is missing") from None
     except OSError as exc:
         raise ModelError(f"cannot read {weights_path}: {exc.strerror or exc}") from None
-    if hashlib.sha256(blob).hexdigest() != expected_sha:
+    if hashlib.sha256(blob).hexdigest() != member.weights.sha256:
         raise ModelError(f"{weights_path} is corrupt or truncated (SHA-256 does not match the one recorded in {CONFIG_FILE})")
     try:
         state = load_safetensors(blob)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{weights_path} is not a readable safetensors file ({exc})") from None
-    scaler = JointStandardScaler.from_dict(doc["scaler"], dims["text"], dims["speech"])
+    scaler = JointStandardScaler.from_dict(member.scaler.as_dict(), dims["text"], dims["speech"])
     try:
         model = build_model(config, dims["text"], dims["speech"], len(config.classes), scaler)
     except ConfigError as exc:
         raise ModelError(f"{where}: {exc}") from None
-    if config.model.speaker_baseline > 0:
-        if not isinstance(doc.get("speaker_baseline"), dict):
-            raise ModelError(f"{where}: the config asks for speaker baseline normalisation but the checkpoint has no 'speaker_baseline' section")
-        model.speaker_baseline = SpeakerBaselineOptions.from_dict(doc["speaker_baseline"], dims["speech"])
+    if member.speaker_baseline is not None:
+        model.speaker_baseline = SpeakerBaselineOptions.from_dict(member.speaker_baseline.as_dict(), dims["speech"])
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -235,15 +210,14 @@ def _same_baseline(a, b) -> bool:
     return a.prior_weight == b.prior_weight and a.window == b.window and np.allclose(a.population_mean, b.population_mean, rtol=0, atol=1e-5)
 
 
-def _checked_text_layers(directory: Path, doc: dict) -> Path:
+def _checked_text_layers(directory: Path, entry: FileEntry | None) -> Path:
     """The tuned text layers file named in config.json, present and matching its SHA-256."""
-    entry = doc.get("text_layers")
-    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not isinstance(entry.get("sha256"), str):
-        raise ModelError(f"{directory}: the config tunes the text encoder but config.json names no tuned text layers")
-    path = directory / Path(entry["file"]).name
+    if entry is None:  # the schema requires the entry when the preset tunes the text encoder
+        raise ModelError(f"{directory}: the config tunes the text encoder but {CONFIG_FILE} names no tuned text layers")
+    path = directory / entry.file
     if not path.is_file():
         raise ModelError(f"{directory}: tuned text layers {path.name} are missing")
-    if file_sha256(path) != entry["sha256"]:
+    if file_sha256(path) != entry.sha256:
         raise ModelError(f"{path} is corrupt or truncated (SHA-256 does not match the one recorded in {CONFIG_FILE})")
     return path
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,8 +17,11 @@ from pathlib import Path
 
 from emomon.config import EmomonConfig
 from emomon.errors import ConfigError, OutputError
+from emomon.files import make_private_folder, remove_folders
 from emomon.monitor.pipeline import Session, step_names_of, summary_lines
-from emomon.monitor.sinks import AudioSaver, CsvSink, LinePrinter, check_output_folder, default_csv_path
+from emomon.monitor.sinks import (AudioSaver, CsvSink, LinePrinter, audio_folder_of, check_session_outputs,
+                                  default_csv_path)
+from emomon.records import parse_speaker_names  # noqa: F401 (re-exported: emomon.monitor.app's API)
 
 logger = logging.getLogger("emomon")
 
@@ -39,24 +43,12 @@ class MonitorOptions:
     duration: float | None = None  # live: stop after this many seconds
     dashboard: bool = False  # the Rich live view (replaces the per-utterance lines on the terminal)
     save_audio: bool = False  # keep each utterance's audio next to the CSV (off unless asked)
+    audio_stream: int | None = None  # replay: which audio stream of each file (None: the first with sound)
 
 
 def sample_recording() -> Path:
     """The short recording that ships with emomon (several emotional English sentences, espeak-ng voices)."""
     return Path(str(resources.files("emomon.monitor").joinpath("samples", "sample.ogg")))
-
-
-def parse_speaker_names(specs: list[str]) -> dict[int, str]:
-    """``["0=Teacher", "1=Student"]`` -> {0: "Teacher", 1: "Student"} (stream indices start at 0)."""
-    out = {}
-    for spec in specs:
-        key, sep, name = spec.partition("=")
-        if not sep or not key.strip().isdigit() or not name.strip():
-            raise ConfigError(f"--speaker {spec!r}: expected INDEX=NAME, e.g. 0=Teacher")
-        if int(key) in out:
-            raise ConfigError(f"--speaker {spec!r}: input {int(key)} is already named {out[int(key)]!r}")
-        out[int(key)] = name.strip()
-    return out
 
 
 def check_speaker_indices(speakers: dict[int, str], n_streams: int, hint: str) -> None:
@@ -81,7 +73,8 @@ def build_sources(cfg: EmomonConfig, opts: MonitorOptions, live: bool) -> list:
         return sources
     stream = 0
     for path in opts.files:
-        src = FileSource(path, stream, split_channels=opts.split_channels, realtime=opts.realtime, chunk_ms=chunk_ms)
+        src = FileSource(path, stream, split_channels=opts.split_channels, realtime=opts.realtime, chunk_ms=chunk_ms,
+                         audio_stream=opts.audio_stream)
         for k, info in enumerate(src.streams):
             name = opts.speakers.get(info.index)
             if name:
@@ -127,12 +120,21 @@ def _status_fn(session: Session, model_name: str):
     return status
 
 
+class _StoppedWhileLoading(BaseException):
+    """A signal arrived while the models loaded: the start is abandoned at once (nothing was written yet)."""
+
+
 class _SignalStop:
-    """Turns SIGINT/SIGTERM/SIGHUP into a graceful stop of the session (a second Ctrl-C aborts the drain)."""
+    """Turns SIGINT/SIGTERM/SIGHUP into a graceful stop of the session (a second Ctrl-C aborts the drain).
+
+    While :attr:`loading`, a signal interrupts the main thread's wait at once (it raises
+    :class:`_StoppedWhileLoading`): the load goes on in the worker thread, which the command leaves behind (see
+    ``emomon.cli.run``), so a stop takes effect within the current native call, not after a 10-30 s load."""
 
     def __init__(self, session: Session):
         self.session = session
         self.received: int | None = None
+        self.loading = True
         self._old = {}
 
     def __enter__(self):
@@ -146,6 +148,9 @@ class _SignalStop:
             self.session.abort.set()
         self.received = signum
         self.session.stop(signal.Signals(signum).name)
+        if self.loading:
+            self.loading = False
+            raise _StoppedWhileLoading(signum)
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -153,47 +158,103 @@ class _SignalStop:
         return False
 
 
+class _SessionOutputs:
+    """The files a session creates once its models have loaded: the CSV (and its folder, when it is emomon's default
+    ``sessions/``) and, with ``--save-audio``, the ``<csv name>-audio`` folder. A start that fails before the session
+    runs removes exactly what this created (never a file or folder that was there before), so a retry with the same
+    ``--csv`` works."""
+
+    def __init__(self, csv_path: Path, *, named: bool, save_audio: bool):
+        self.csv_path, self.named, self.save_audio = csv_path, named, save_audio
+        self.folders: list[Path] = []
+        self.csv: CsvSink | None = None
+        self.audio: AudioSaver | None = None
+
+    def create(self, session_id: str, classes: tuple[str, ...], steps: tuple[str, ...]) -> None:
+        if not self.named:
+            self.folders = make_private_folder(self.csv_path.parent, exist_ok=True)
+        while True:  # a session started meanwhile may take the default name: then the next free one
+            try:
+                self.csv = CsvSink(self.csv_path, session_id, classes, steps)
+            except OutputError:
+                if self.named or not os.path.lexists(self.csv_path):
+                    raise
+                self.csv_path = default_csv_path(self.csv_path.parent)
+                continue
+            if self.save_audio:
+                folder = audio_folder_of(self.csv_path)
+                try:
+                    self.audio = AudioSaver(folder)
+                except OutputError:
+                    self.csv.discard()
+                    self.csv = None
+                    if self.named or not os.path.lexists(folder):
+                        raise
+                    self.csv_path = default_csv_path(self.csv_path.parent)
+                    continue
+            return
+
+    def discard(self) -> None:
+        if self.audio is not None:
+            self.audio.discard()
+        if self.csv is not None:
+            self.csv.discard()
+        remove_folders(self.folders)
+
+
 def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_sinks: list | None = None, out=None) -> int:
     """Run a session to its end; returns the exit code (0, or 128+signal when stopped by a signal)."""
+    out = out or sys.stdout
+    # Every output is checked first (creating nothing), before the checkpoint's module, the inputs and the models.
+    csv_path = opts.csv or default_csv_path()
+    check_session_outputs(csv_path, create_folder=opts.csv is None, save_audio=opts.save_audio)
     from emomon.models.checkpoint import read_checkpoint_preset
 
-    out = out or sys.stdout
-    # Validate everything cheap before loading models: checkpoint JSON, inputs, output path.
+    # Validate everything cheap before loading models: checkpoint JSON, inputs.
     preset = read_checkpoint_preset(cfg.runtime.model)
     classes, steps = preset.classes, step_names_of(preset.model)
     sources = build_sources(cfg, opts, live)
     session = Session(cfg, sources, live=live)
-    csv_path = opts.csv or default_csv_path()
-    check_output_folder(csv_path, create=opts.csv is None)
     with _SignalStop(session) as sig:
-        session.load()  # model errors end the command here, before the CSV exists
-        if session.whole_recording:  # a full-speed replay: a first pass, then the session reads against it
-            session.prepare_replay(build_sources(cfg, opts, live=False))
-        session.wait_loaded()  # the text encoder's errors too end the command before the CSV exists
-        while True:
-            try:
-                csv_sink = CsvSink(csv_path, session.session_id, classes, steps)
-                break
-            except OutputError:
-                if opts.csv is not None or not csv_path.exists():
-                    raise
-                csv_path = default_csv_path()  # a session started meanwhile took the default name: the next free one
-        session.sinks.append(csv_sink)
-        if opts.save_audio:
-            session.sinks.append(AudioSaver(csv_path.with_name(csv_path.stem + "-audio")))
+        try:
+            session.load()  # model errors end the command here, before the CSV exists
+            if session.whole_recording:  # a full-speed replay: a first pass, then the session reads against it
+                session.prepare_replay(build_sources(cfg, opts, live=False))
+            session.wait_loaded()  # the text encoder's errors too end the command before the CSV exists
+            sig.loading = False
+        except _StoppedWhileLoading:
+            pass
+        if sig.received is not None:  # stopped while loading: no session ran, so no file is written
+            sig.loading = False
+            session.stop_event.set()
+            session.worker.close()
+            print("emomon: stopped before the session started; nothing was written", file=sys.stderr)
+            return SIGNAL_EXIT[sig.received]
+        outputs = _SessionOutputs(csv_path, named=opts.csv is not None, save_audio=opts.save_audio)
         dashboard = None
-        if opts.dashboard:
-            from emomon.monitor.views.dashboard import Dashboard
+        try:
+            outputs.create(session.session_id, classes, steps)
+            csv_path = outputs.csv_path
+            session.sinks.append(outputs.csv)
+            if outputs.audio is not None:
+                session.sinks.append(outputs.audio)
+            if opts.dashboard:
+                from emomon.monitor.views.dashboard import Dashboard
 
-            dashboard = Dashboard(cfg.dashboard, classes, status=_status_fn(session, Path(cfg.runtime.model).name))
-            session.sinks.append(dashboard)
-        elif opts.printer:
-            session.sinks.append(LinePrinter(out))
-        session.sinks.extend(extra_sinks or [])
+                dashboard = Dashboard(cfg.dashboard, classes, status=_status_fn(session, Path(cfg.runtime.model).name))
+                session.sinks.append(dashboard)
+            elif opts.printer:
+                session.sinks.append(LinePrinter(out))
+            session.sinks.extend(extra_sinks or [])
+        except BaseException:
+            outputs.discard()
+            raise
         logger.info("session CSV: %s", csv_path)
         saved_handlers = logger.handlers[:]
+        started = False
         try:
             session.start()
+            started = True
             if dashboard is not None:
                 logger.handlers[:] = [_NoticeLogHandler(dashboard)]
                 dashboard.start()
@@ -204,8 +265,11 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
             session.wait()
         except BaseException:
             session.stop()
-            for sink in session.sinks:
-                sink.close("session failed")
+            if not started:  # no stage ran, so no row: leave no file behind
+                outputs.discard()
+            else:
+                for sink in session.sinks:
+                    sink.close("session failed")
             raise
         finally:
             if dashboard is not None:
@@ -216,6 +280,9 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
     print(f"  CSV: {csv_path}", file=sys.stderr)
     if sig.received is not None:
         return SIGNAL_EXIT[sig.received]
+    if not live and not session.stats.utterances and session.stats.audio_seconds > 0:  # else a silent "complete"
+        print(f"  no speech found: {session.stats.audio_seconds:.1f} s of audio in {', '.join(p.name for p in opts.files)} "
+              "gave no utterance (is the speech in another channel or audio stream?)", file=sys.stderr)
     failed = [src.error for src in sources if src.error]
     if failed and not live:
         from emomon.errors import InputError

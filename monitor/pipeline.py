@@ -27,6 +27,7 @@ import numpy as np
 
 from emomon.audio.segmenter import Segmenter
 from emomon.config import EmomonConfig, ModelConfig
+from emomon.errors import as_resource_error
 from emomon.models.inference import EmotionRecognizer
 from emomon.models.registry import model_class
 from emomon.models.speaker_embedding import default_embedder
@@ -134,7 +135,7 @@ class Session:
         self.reading, self.stats.first_pass_seconds = reading.description, reading.first_pass_seconds
 
     def _default_recognizer(self):
-        return EmotionRecognizer(self.cfg.runtime.model, device=self.cfg.runtime.device)
+        return EmotionRecognizer(self.cfg.runtime.model, device=self.cfg.runtime.device, int8=self.cfg.runtime.cpu_int8)
 
     def next_index(self) -> int:
         with self._lock:
@@ -145,6 +146,7 @@ class Session:
     def load(self) -> None:
         """Load and warm up the models (the text encoder goes on loading on the side: :meth:`wait_loaded`); their
         errors surface here or there, before any output file exists."""
+        logger.debug("loading the models")
         self.worker.start()
         self.worker.wait_ready()
         self.asr = AsrStage(self.cfg.asr, self.worker, device=str(self.worker.recognizer.device), cpu_threads=self.threads.decoder)
@@ -172,7 +174,12 @@ class Session:
 
     def _spawn(self, name: str, target, *args) -> None:
         t = threading.Thread(target=self._guard(target), args=args, name=name, daemon=True)
-        t.start()
+        try:
+            t.start()
+        except RuntimeError as exc:  # "can't start new thread": the machine's limit, one line (exit 7)
+            self.stop_event.set()
+            self.abort.set()
+            raise as_resource_error(exc) or exc from None
         self._threads.append(t)
 
     def _guard(self, target):

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from emomon.errors import OutputError
-from emomon.files import create_private_file, make_private_folder, output_error
-from emomon.records import Result
+from emomon.files import check_output_folder, check_output_path, create_private_file, output_error
+from emomon.records import Result, spreadsheet_safe
 
 logger = logging.getLogger("emomon")
 
@@ -33,32 +33,37 @@ def default_csv_path(root: Path = Path("sessions"), now: dt.datetime | None = No
     now = now or dt.datetime.now()
     stem = f"{now:%Y-%m-%d_%H-%M-%S}"
     path, n = root / f"{stem}.csv", 1
-    while path.exists():
+    while os.path.lexists(path) or os.path.lexists(audio_folder_of(path)):  # a dangling link or a session's audio takes a name too
         n += 1
         path = root / f"{stem}-{n}.csv"
     return path
+
+
+def audio_folder_of(csv_path: Path) -> Path:
+    """Where ``--save-audio`` keeps a session's WAVs: ``<csv name>-audio/`` next to the CSV."""
+    return Path(csv_path).with_name(Path(csv_path).stem + "-audio")
 
 
 def iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
 
 
-def check_output_folder(path: Path, *, create: bool) -> None:
-    """The folder for a session file must exist and be writable; emomon creates only its own default folder (0700).
+def check_session_outputs(csv_path: Path, *, create_folder: bool, save_audio: bool) -> None:
+    """Every output of a session, checked before any model loads, so that a bad ``--csv`` path costs nothing and
+    leaves nothing behind: the CSV must be a new file (emomon never overwrites a session, nor writes through a
+    symbolic link) in a writable folder (emomon creates only its own default folder, 0700, and only once the models
+    have loaded), and with ``--save-audio`` its ``<csv name>-audio`` folder must not exist yet. Creates nothing."""
+    check_output_path(csv_path, overwrite=False, what="the session CSV", verb="create", parents=create_folder,
+                      exists_hint="choose another --csv path (emomon never overwrites a session)")
+    if save_audio:
+        check_output_folder(audio_folder_of(csv_path), what="the audio folder", verb="create", new=True,
+                            exists_hint="emomon does not mix sessions' audio; choose another --csv path")
 
-    Checked before any model loads, so a bad ``--csv`` path costs nothing and leaves nothing behind.
-    """
-    folder = Path(path).parent
-    if path.exists():
-        raise OutputError(f"{path} already exists; choose another --csv path (emomon never overwrites a session)")
-    if not folder.exists():
-        if not create:
-            raise OutputError(f"cannot create {path}: the folder {folder} does not exist")
-        make_private_folder(folder)
-    if not folder.is_dir():
-        raise OutputError(f"cannot create {path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot create {path}: the folder {folder} is not writable")
+
+def _text(cell: str) -> str:
+    """A free-text cell (speaker, transcript, labels, event notes) made safe to open in a spreadsheet (a formula
+    start gets a ``'``: :func:`emomon.records.spreadsheet_safe`); numbers are written as they are."""
+    return spreadsheet_safe(str(cell))
 
 
 class CsvSink:
@@ -103,11 +108,12 @@ class CsvSink:
     def write(self, r: Result) -> None:
         u = r.utterance
         row = [
-            self.session_id, u.speaker, u.stream, u.index, f"{u.start:.3f}", f"{u.end:.3f}", iso(u.wall_start), iso(u.wall_end),
-            r.text, r.emotion, f"{r.confidence:.4f}",
+            _text(self.session_id), _text(u.speaker), u.stream, u.index, f"{u.start:.3f}", f"{u.end:.3f}",
+            iso(u.wall_start), iso(u.wall_end), _text(r.text), _text(r.emotion), f"{r.confidence:.4f}",
             *[f"{r.probs.get(c, 0.0):.4f}" for c in self.classes],
-            *[r.step_emotions.get(s, "") for s in self.step_names],
-            r.language, r.asr_note, int(u.cut), f"{r.asr_seconds * 1000:.0f}", f"{r.emotion_seconds * 1000:.0f}",
+            *[_text(r.step_emotions.get(s, "")) for s in self.step_names],
+            _text(r.language), _text(r.asr_note), int(u.cut), f"{r.asr_seconds * 1000:.0f}",
+            f"{r.emotion_seconds * 1000:.0f}",
             f"{r.latency * 1000:.0f}" if r.latency is not None else "",
         ]
         self._row(row)
@@ -117,7 +123,8 @@ class CsvSink:
         """An event row (input lost or back, session end): no utterance number, ``asr_note`` = ``event``."""
         now = time.time()
         row = {c: "" for c in self.columns}
-        row.update(session_id=self.session_id, start_time=iso(now), end_time=iso(now), transcript=message, asr_note="event")
+        row.update(session_id=_text(self.session_id), start_time=iso(now), end_time=iso(now), transcript=_text(message),
+                   asr_note="event")
         self._row([row[c] for c in self.columns])
 
     def close(self, status: str = "") -> None:
@@ -132,6 +139,28 @@ class CsvSink:
             except OSError:
                 pass
 
+    def discard(self) -> None:
+        """A session that failed to start: close the CSV and remove it, so that no header-only file is left to block
+        a retry with the same ``--csv``. Only the file this sink created goes (the same inode), and only while it
+        holds no utterance."""
+        if self.rows:
+            self.close("session failed to start")
+            return
+        try:
+            ours = os.fstat(self._f.fileno()) if not self._f.closed else None
+        except OSError:
+            ours = None
+        try:
+            self._f.close()
+        except OSError:
+            pass
+        try:
+            now = os.lstat(self.path)
+        except OSError:
+            return
+        if ours is not None and (now.st_dev, now.st_ino) == (ours.st_dev, ours.st_ino):
+            self.path.unlink(missing_ok=True)
+
 
 class AudioSaver:
     """Keeps each utterance's audio as a 16-bit WAV, only when the user asked (``--save-audio``): a 0700 folder
@@ -141,11 +170,20 @@ class AudioSaver:
         self.folder = Path(folder)
         try:
             self.folder.mkdir(mode=0o700)
+            os.chmod(self.folder, 0o700)  # exactly user-only, whatever the umask
         except FileExistsError:
-            raise OutputError(f"{self.folder} already exists; emomon does not mix sessions' audio") from None
+            raise OutputError(f"cannot create the audio folder {self.folder}: it already exists; emomon does not mix "
+                              "sessions' audio; choose another --csv path") from None
         except OSError as exc:
             raise output_error(self.folder, exc, "create folder") from None
         self.files = 0
+
+    def discard(self) -> None:
+        """A session that failed to start: remove the folder this saver created, if it is still empty."""
+        try:
+            self.folder.rmdir()
+        except OSError:
+            pass
 
     def write(self, r: Result) -> None:
         import re

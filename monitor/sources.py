@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from emomon.audio.samples import SampleLevel
 from emomon.errors import DeviceError
 from emomon.records import SAMPLE_RATE, AudioChunk, EndOfStream
 
@@ -38,14 +39,20 @@ class StreamInfo:
 
 
 class FileSource:
-    """Streams a file through :func:`emomon.audio.decode.stream_audio`; ``split_channels`` makes each channel a stream."""
+    """Streams a file through :func:`emomon.audio.decode.stream_audio`; ``split_channels`` makes each channel a stream.
+
+    ``audio_stream`` picks which audio stream of the file is read (default: the decoder's rule, the first one with
+    sound); every sample arrives finite and within [-1, 1], mixed to mono from any number of channels unless split.
+    """
 
     def __init__(self, path: str | Path, first_stream: int, *, split_channels: bool = False, realtime: bool = False,
-                 chunk_ms: int = 100, speakers: list[str] | None = None):
+                 chunk_ms: int = 100, speakers: list[str] | None = None, audio_stream: int | None = None):
         from emomon.audio.decode import probe_audio
 
         self.path = Path(path)
-        channels = probe_audio(self.path)  # a missing or non-audio file fails here, before any model loads
+        self.audio_stream = audio_stream
+        # A missing or non-audio file, or more channels than can be split, fails here, before any model loads.
+        channels = probe_audio(self.path, audio_stream=audio_stream, split=split_channels)
         self.split = split_channels and channels > 1
         n = channels if self.split else 1
         names = speakers or []
@@ -65,7 +72,8 @@ class FileSource:
 
         position = 0
         try:
-            for block in stream_audio(self.path, chunk_seconds=self.chunk_ms / 1000, channels="split" if self.split else "mono"):
+            for block in stream_audio(self.path, chunk_seconds=self.chunk_ms / 1000, channels="split" if self.split else "mono",
+                                      audio_stream=self.audio_stream):
                 if stop.is_set():
                     break
                 rows = block if self.split else block[None]
@@ -189,6 +197,7 @@ class MicSource:
         self.streams = [StreamInfo(stream, speaker, self.device_name)]
         self.chunk = max(160, int(SAMPLE_RATE * chunk_ms / 1000))
         self.buffer = DropOldestBuffer(int(queue_seconds * SAMPLE_RATE))
+        self.level = SampleLevel()  # a device's samples, too, reach the pipeline finite and within [-1, 1]
         self._factory = stream_factory
         self.retry_seconds = retry_seconds
         self._position = 0
@@ -231,7 +240,7 @@ class MicSource:
                     continue
                 quiet_since = time.monotonic()
                 samples, start, wall, dropped = got
-                emit(AudioChunk(info.index, samples, start, wall, dropped_before=dropped))
+                emit(AudioChunk(info.index, self.level(samples), start, wall, dropped_before=dropped))
 
     def run(self, emit: Emit, stop: threading.Event, t0: float) -> None:
         from emomon.records import StreamNotice

@@ -435,3 +435,111 @@ def test_report_on_garbage(tmp_path):
     bad.write_bytes(np.random.default_rng(0).bytes(3000))
     r = run_emomon("report", str(bad))
     assert r.returncode == 3 and len(error_lines(r.stderr)) == 1
+
+
+# ---------------------------------------------------------------------------------------------------- issue 31: audio levels, channels, streams
+def _replay(tmp_path, path, *extra, checkpoint):
+    out = tmp_path / f"{path.stem}.csv"
+    r = run_emomon("replay", str(path), "--model", str(checkpoint), "--csv", str(out), *extra)
+    rows = list(csv.DictReader(open(out))) if out.exists() else []
+    return r, rows
+
+
+def _speech_with_margins(speech_factory):
+    from emomon.audio.decode import load_audio
+
+    speech = load_audio(speech_factory("Please open the window before the meeting starts."))
+    return np.concatenate([np.zeros(SR // 2, np.float32), speech, np.zeros(SR // 2, np.float32)])
+
+
+@requires_espeak
+def test_a_float_wav_of_1e30_samples_gives_finite_rows(tmp_path, speech_factory, random_checkpoint):
+    """Issue 31.2: the speech is scaled down, not clipped and not NaN: the words are heard, every number is finite."""
+    path = float_wav(tmp_path / "huge.wav", _speech_with_margins(speech_factory) * np.float32(1e30))
+    r, rows = _replay(tmp_path, path, checkpoint=random_checkpoint)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "RuntimeWarning" not in r.stderr
+    utterances = [row for row in rows if row["utterance"]]
+    assert len(utterances) == 1 and "window" in utterances[0]["transcript"].lower()
+    numbers = [float(row[k]) for row in utterances for k in row if k == "confidence" or k.startswith("p_")]
+    assert numbers and all(np.isfinite(numbers)) and all(0 <= v <= 1 for v in numbers)
+    assert rows[-1]["transcript"].startswith("session complete")
+
+
+def test_a_float_wav_with_no_finite_sample_is_one_error(tmp_path, random_checkpoint):
+    path = float_wav(tmp_path / "allnan.wav", np.full(2 * SR, np.nan, np.float32))
+    r, rows = _replay(tmp_path, path, checkpoint=random_checkpoint)
+    lines = error_lines(r.stderr)
+    assert r.returncode == 3 and len(lines) == 1 and "every sample is NaN or infinite" in lines[0] and "allnan.wav" in lines[0], r.stderr
+    assert not (tmp_path / "allnan.csv").exists()  # refused before the models load
+
+
+@requires_espeak
+@pytest.mark.parametrize("channels", [9, 64])
+def test_more_than_eight_channels(tmp_path, speech_factory, random_checkpoint, channels):
+    """Issue 31.5: any channel count is mixed to mono; splitting more than 8 is one line, before the models load."""
+    speech = _speech_with_margins(speech_factory)
+    block = np.zeros((len(speech), channels), np.float32)
+    block[:, 0] = block[:, -1] = speech
+    path = write_wav(tmp_path / f"c{channels}.wav", block)
+    r, rows = _replay(tmp_path, path, checkpoint=random_checkpoint)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert any("window" in row["transcript"].lower() for row in rows if row["utterance"])
+    assert rows[-1]["transcript"].startswith("session complete")
+    split = tmp_path / "split"
+    split.mkdir()
+    r, rows = _replay(split, path, "--split-channels", checkpoint=random_checkpoint)
+    lines = error_lines(r.stderr)
+    assert r.returncode == 3 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("emomon: error:") and f"{channels} channels; at most 8 can be split" in lines[0]
+    assert not rows
+
+
+def _audio_streams_file(path: Path, streams: list[np.ndarray]) -> Path:
+    """A Matroska file with one mono 16-bit audio stream per array (what a screen or call recorder makes)."""
+    import av
+
+    with av.open(str(path), "w", format="matroska") as c:
+        outs = []
+        for _ in streams:
+            s = c.add_stream("pcm_s16le", rate=SR)
+            s.layout = "mono"
+            outs.append(s)
+        for s, audio in zip(outs, streams):
+            frame = av.AudioFrame.from_ndarray((np.clip(audio, -1, 1) * 32767).astype(np.int16)[None], format="s16", layout="mono")
+            frame.sample_rate = SR
+            for packet in [*s.encode(frame), *s.encode(None)]:
+                c.mux(packet)
+    return path
+
+
+@requires_espeak
+def test_speech_in_the_second_audio_stream_is_found(tmp_path, speech_factory, random_checkpoint):
+    """Issue 31.6: the first stream is silent, the second has the speech: it is read, and the ignored one is named."""
+    speech = _speech_with_margins(speech_factory)
+    path = _audio_streams_file(tmp_path / "call.mka", [np.zeros_like(speech), speech])
+    r, rows = _replay(tmp_path, path, checkpoint=random_checkpoint)
+    assert r.returncode == 0, r.stderr
+    utterances = [row for row in rows if row["utterance"]]
+    assert len(utterances) == 1 and "window" in utterances[0]["transcript"].lower()
+    said = [line for line in r.stderr.splitlines() if "audio streams" in line]
+    assert len(said) == 1 and "reading stream 1" in said[0] and "ignoring stream 0 (silent)" in said[0], r.stderr
+    # --audio-stream N reads the one asked for: here the silent one, and the replay says it heard no speech
+    again = tmp_path / "again"
+    again.mkdir()
+    r, rows = _replay(again, path, "--audio-stream", "0", checkpoint=random_checkpoint)
+    assert r.returncode == 0 and not [row for row in rows if row["utterance"]], r.stderr
+    assert "no speech found" in r.stderr and "call.mka" in r.stderr
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    r, _ = _replay(wrong, path, "--audio-stream", "2", checkpoint=random_checkpoint)
+    lines = error_lines(r.stderr)
+    assert r.returncode == 2 and len(lines) == 1 and "--audio-stream 2" in lines[0] and "audio streams 0-1" in lines[0], r.stderr
+
+
+def test_a_replay_without_speech_says_so(tmp_path, random_checkpoint):
+    path = write_wav(tmp_path / "hum.wav", tone(3.0))
+    r, rows = _replay(tmp_path, path, checkpoint=random_checkpoint)
+    assert r.returncode == 0 and rows[-1]["transcript"].startswith("session complete"), r.stderr
+    said = [line for line in r.stderr.splitlines() if "no speech found" in line]
+    assert len(said) == 1 and "hum.wav" in said[0] and "3.0 s of audio" in said[0], r.stderr

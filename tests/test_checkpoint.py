@@ -135,6 +135,14 @@ def test_other_classes_or_encoder_widths(saved):
         (lambda d: d["scaler"].update(text_mean=[0.0] * 3), "scaler has text statistics of size"),
         (lambda d: d["scaler"].update(text_std=[0.0] * D), "non-positive"),
         (lambda d: d["config"]["model"].update(colour="red"), "unknown setting model.colour"),
+        # issue 31: non-finite and extreme numbers, and tables that are not tables, are one line each
+        (lambda d: d["dims"].update(text=float("inf")), "dims.text: expected an integer, got inf"),
+        (lambda d: d["config"]["model"].update(dropout=float("nan")), "model.dropout: must be a finite number, got nan"),
+        (lambda d: d.update(config={}), "classes is missing"),
+        (lambda d: d["config"].update(model="hyfuser"), "model: expected a table, got str"),
+        (lambda d: d["metadata"].update(test={"ravdess": {"paired": {"fused": {"accuracy": "n/a"}}}}),
+         "metadata.test.ravdess.paired.fused.accuracy: expected a number, got 'n/a'"),
+        (lambda d: d["scaler"].update(speech_mean=[float("nan")] * D), r"scaler.speech_mean\[0\]: must be a finite number"),
     ],
 )
 def test_bad_config_json(saved, mutate, message):

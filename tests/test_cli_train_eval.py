@@ -104,7 +104,8 @@ def test_training_learns_a_separable_task_and_keeps_its_best_epoch(tmp_path, man
     assert main(["eval", str(out), "--manifest", str(manifest), "--split", "val", "--mode", "paired", "--json", str(report)]) == 0
     val = json.loads(report.read_text())["results"]["manifest"]["paired"]["fused"]["accuracy"]
     assert val == pytest.approx(training["val_accuracy"])
-    assert main(["eval", str(out), "--manifest", str(manifest), "--split", "test", "--mode", "paired", "--json", str(report)]) == 0
+    assert main(["eval", str(out), "--manifest", str(manifest), "--split", "test", "--mode", "paired", "--json", str(report),
+                 "--overwrite"]) == 0  # the same --json again: replaced only when asked
     assert json.loads(report.read_text())["results"]["manifest"]["paired"]["fused"]["accuracy"] >= 0.75
 
 

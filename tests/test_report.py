@@ -190,3 +190,152 @@ def test_unwritable_output_folder(tmp_path):
         write_report(csv_path, blocker)  # a file, not a folder
     with pytest.raises(OutputError):
         write_report(csv_path, blocker / "sub")  # cannot create a folder under a file
+
+
+# ----------------------------------------------------------------------------------------- issue 31: numbers, scale
+def _table_rows(page: str) -> int:
+    return page.count('<tr><td class="t">')
+
+
+def test_corrupt_numbers_are_skipped_and_counted(tmp_path, capsys):
+    """start/end not finite or out of range: the row is skipped and counted; a bad probability or confidence is read
+    as missing; the report is made either way (1e308 used to end in a ValueError traceback in clock())."""
+    from emomon.cli import main
+
+    p = tmp_path / "bad.csv"
+    p.write_text(
+        "session_id,speaker,start_s,end_s,emotion,confidence,p_happy,p_sad\n"
+        "s,A,0.5,1.5,happy,0.9,0.9,0.1\n"
+        "s,A,0,1e308,sad,0.8,0.2,0.8\n"
+        "s,A,1e308,1e308,sad,0.8,0.2,0.8\n"
+        "s,B,nan,2,sad,0.8,0.2,0.8\n"
+        "s,B,1,inf,sad,0.8,0.2,0.8\n"
+        "s,B,-1,2,sad,0.8,0.2,0.8\n"
+        "s,B,abc,2,sad,0.8,0.2,0.8\n"
+        "s,B,3,31622401,sad,0.8,0.2,0.8\n"
+        "s,B,2,3,sad,1e308,-0.5,nan\n", encoding="utf-8")
+    s = read_session(p)
+    assert [(r.speaker, r.start, r.end) for r in s.rows] == [("A", 0.5, 1.5), ("B", 2.0, 3.0)]
+    assert s.rows[1].confidence is None and s.rows[1].probs == {}
+    assert any(n.startswith("7 unreadable rows skipped") for n in s.notes)
+    assert main(["report", str(p)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert "7 unreadable rows skipped" in (tmp_path / "bad.html").read_text()
+
+
+def test_huge_transcript_field_keeps_every_later_row(tmp_path):
+    """A field over Python's csv limit (131,072) is read, and no later row is lost to a false 'cut off' note."""
+    import csv as csv_module
+
+    path = make_csv(tmp_path / "s.csv", rows=6)
+    with open(path, newline="", encoding="utf-8") as f:
+        records = list(csv_module.reader(f))
+    huge = "big words " * 20_000  # 200,000 characters
+    records[2][records[0].index("transcript")] = huge
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv_module.writer(f).writerows(records)
+    s = read_session(path)
+    assert len(s.rows) == 6 and not s.notes
+    assert huge in [r.transcript for r in s.rows]
+    page = write_report(path)[0].read_text()
+    assert _table_rows(page) == 6 and "cut off" not in page
+
+
+def test_time_zones_mixed_and_out_of_range(tmp_path):
+    p = tmp_path / "tz.csv"
+    p.write_text("session_id,speaker,start_s,end_s,start_time,end_time,emotion\n"
+                 "s,A,0,1,2026-01-01T10:00:00,2026-01-01T10:00:01+05:00,happy\n"
+                 "s,A,1,2,9999-12-31T23:59:59-23:59,0001-01-01T00:00:00+23:59,sad\n"
+                 "s,A,2,3,2026-01-01T09:00:00+00:00,not a time,sad\n", encoding="utf-8")
+    from emomon.monitor.views.report.summary import time_range
+
+    assert time_range(read_session(p)).startswith("2026-01-01 ")
+    write_report(p)
+
+
+def test_many_speakers_and_emotions(tmp_path):
+    """Every speaker in the page; the figure draws the ones who spoke longest, at a bounded size."""
+    from emomon.monitor.views.report.figure import MAX_SPEAKERS
+
+    p = tmp_path / "many.csv"
+    lines = ["session_id,speaker,start_s,end_s,emotion"]
+    for i in range(400):
+        lines.append(f"s,speaker {i % 40},{i * 2},{i * 2 + 1 + (i % 40 == 3) * 0.9},label{i % 30}")
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    html_path, png_path = write_report(p)
+    page = html_path.read_text()
+    assert all(f"<h3>speaker {i}</h3>" in page for i in range(40))
+    assert png_size(png_path) == figure_size_px(40) == (1600, 300 + MAX_SPEAKERS * 260)
+    assert _table_rows(page) == 400
+
+
+def test_lane_runs_one_collection_per_emotion():
+    from emomon.monitor.views.report.figure import BINS, lane_runs
+    from emomon.monitor.views.report.reading import Row
+
+    def row(a, b, e):
+        return Row("s", "A", a, b, "", "", "", e, None)
+
+    runs = lane_runs([row(0, 1, "happy"), row(1, 2, "happy"), row(2.5, 3, "happy"), row(3, 4, "sad")], 10.0)
+    assert runs == {"happy": [(0, 2), (2.5, 0.5)], "sad": [(3, 1)]}
+    many = [row(i * 0.5, i * 0.5 + 0.4, ("happy", "sad", "angry")[(i // 7) % 3]) for i in range(20_000)]
+    runs = lane_runs(many, 10_000.0)
+    assert set(runs) == {"happy", "sad", "angry"} and sum(map(len, runs.values())) <= BINS
+    covered = sum(w for r in runs.values() for _, w in r)
+    assert 9_000 < covered <= 10_000.0 + 1e-6  # the bins with speech, at pixel resolution
+
+
+def write_big_csv(path: Path, n: int, speakers: int = 4) -> Path:
+    """``n`` rows in the session-CSV format, fast: the header written by CsvSink itself, rows like its own."""
+    import csv as csv_module
+    import random
+
+    from emomon.monitor.sinks import iso
+    from emomon.records import spreadsheet_safe
+
+    sink = CsvSink(path, "5f0c2a9e7b1d", CLASSES, STEPS, fsync=False)
+    sink.close()
+    rnd = random.Random(7)
+    probs = []
+    for k in range(len(CLASSES) * 3):
+        p = [rnd.random() for _ in CLASSES]
+        p[k % len(CLASSES)] += 2
+        probs.append([f"{x / sum(p):.4f}" for x in p])
+    texts = ["so I think we should", "-- maybe not", "okay, really", "", "=1+1 is two"]
+    t = 0.4
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        w = csv_module.writer(f)
+        for i in range(n):
+            dur = 0.6 + (i * 7919 % 400) / 100
+            k = i * 31 % len(probs)
+            emotion = CLASSES[k % len(CLASSES)]
+            w.writerow(["5f0c2a9e7b1d", f"S{i * 13 % speakers + 1}", 0, i, f"{t:.3f}", f"{t + dur:.3f}",
+                        iso(T0 + t), iso(T0 + t + dur), spreadsheet_safe(texts[i % 5]),
+                        emotion, probs[k][k % len(CLASSES)], *probs[k], emotion, "neutral", "en",
+                        "" if i % 5 != 3 else "no-speech", 0, "400", "50", ""])
+            t += dur + (i % 3) * 0.7
+    return path
+
+
+def test_report_of_100k_rows(tmp_path):
+    """Scale (issue 31): 100,000 rows take seconds (one matplotlib bar per row took 50 s for 10,000), every row is in
+    the page's table, the figure keeps its size."""
+    import time
+
+    path = write_big_csv(tmp_path / "big.csv", 100_000)
+    t = time.perf_counter()
+    html_path, png_path = write_report(path)
+    took = time.perf_counter() - t
+    page = html_path.read_text(encoding="utf-8")
+    assert _table_rows(page) == 100_000 and "<td>Utterances</td><td>100000</td>" in page
+    assert "=1+1 is two" in page and "'=1+1" not in page
+    assert png_size(png_path) == figure_size_px(4)
+    assert took < 60, took  # about 5 s on one core; the old drawing needed minutes
+
+
+def test_clock():
+    from emomon.monitor.views.report.summary import clock
+
+    assert [clock(x) for x in (0, 61.25, 59.96, 3599.96, 36000.5, -3)] == [
+        "00:00.0", "01:01.2", "01:00.0", "1:00:00.0", "10:00:00.5", "00:00.0"]
+    assert clock(float("inf")) == clock(float("nan")) == clock(1e308) == "?"

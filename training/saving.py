@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from safetensors.torch import load as load_safetensors, save
@@ -15,7 +16,7 @@ from safetensors.torch import load as load_safetensors, save
 from emomon import __version__
 from emomon.config import EmomonConfig, config_to_dict
 from emomon.errors import ModelError, OutputError
-from emomon.files import atomic_write
+from emomon.files import atomic_write, make_private_folder
 from emomon.models.checkpoint import (CONFIG_FILE, ENSEMBLE_FORMAT_VERSION, FORMAT, FORMAT_VERSION, WEIGHTS_FILE, Checkpoint,
                                       _preset_of, _same_baseline, _weights_path, load_checkpoint, read_checkpoint_config)
 from emomon.models.encoders.tuned_text import TUNED_TEXT_FILE
@@ -24,13 +25,14 @@ from emomon.models.ensemble import EnsembleModel
 
 def save_checkpoint(directory: str | Path, model, config: EmomonConfig, fingerprints: dict[str, str], metadata: dict | None = None,
                     text_layers: str | Path | None = None) -> Path:
-    """Write ``model`` and its config into ``directory`` (created if needed); files are replaced atomically.
-    ``text_layers``: the tuned text encoder layers, copied in beside the weights when they live elsewhere."""
+    """Write ``model`` and its config into ``directory`` (created if needed, 0700); files are replaced atomically and
+    user-only (0600). ``text_layers``: the tuned text encoder layers, copied in beside the weights when they live
+    elsewhere."""
     directory = Path(directory)
     if config.encoders.text.tune_layers and text_layers is None:
         raise ModelError("encoders.text.tune_layers is set: the checkpoint needs its tuned text layers")
+    make_private_folder(directory, exist_ok=True)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         text_doc = {}
         if text_layers is not None:
             blob_t = Path(text_layers).read_bytes()
@@ -151,8 +153,8 @@ def save_ensemble(directory: str | Path, members: list[str | Path], *, half: boo
 
     doc = {k: v for k, v in first_entry.items() if k not in ("ensemble", "source")}
     entries = []
+    created = make_private_folder(directory, exist_ok=True)  # 0700; the files are 0600 (atomic_write)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         own_weights = write_weights(WEIGHTS_FILE, first, first_entry)
         if first.text_layers:
             atomic_write(directory / first.text_layers.name, first.text_layers.read_bytes())
@@ -170,7 +172,15 @@ def save_ensemble(directory: str | Path, members: list[str | Path], *, half: boo
                    created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
         doc["metadata"] = {"ensemble_of": [source for source, _, _ in records], "first_member": first_entry.get("metadata") or {}}
         atomic_write(directory / CONFIG_FILE, (json.dumps(doc, indent=1) + "\n").encode())
-    except OSError as exc:
-        raise OutputError(f"cannot write checkpoint to {directory}: {exc.strerror or exc}") from None
+    except BaseException as exc:
+        if created:  # a folder this call made holds only this call's partial files: leave nothing behind
+            shutil.rmtree(created[0], ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write checkpoint to {directory}: {exc.strerror or exc}") from None
+        raise
+    written = {WEIGHTS_FILE} | {e["weights"]["file"] for e in entries}
+    for stale in directory.glob("member-*.safetensors"):  # an ensemble replaced by a smaller one: its extra members
+        if stale.name not in written:
+            stale.unlink(missing_ok=True)
     load_checkpoint(directory)  # what was written reads back
     return directory

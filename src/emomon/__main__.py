@@ -1,3 +1,3 @@
-from emomon.cli import main
+from emomon.cli import run
 
-raise SystemExit(main())
+run()

@@ -12,10 +12,12 @@ import json
 import logging
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 from emomon import __version__
-from emomon.errors import ConfigError, EmomonError
+from emomon.errors import ConfigError, EmomonError, as_resource_error
 
 logger = logging.getLogger("emomon")
 
@@ -38,44 +40,45 @@ def _setup_logging(verbosity: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- train / eval
-def _check_training_output(out: Path, *, overwrite: bool, resume: bool = False) -> None:
-    """Before any feature extraction or epoch: the checkpoint folder can be written, and a trained checkpoint there is
-    replaced only when asked (training can take hours; losing one, or learning of a bad path at the end, is costly).
-    An interrupted training there is continued only when asked (``--resume``)."""
-    from emomon.errors import ConfigError, OutputError
-    from emomon.training.resume import RESUME_FILE
+#: ``emomon.training.resume.RESUME_FILE``, named here so that checking ``--out`` imports no torch (a test keeps the two equal).
+_RESUME_FILE = "resume.pt"
 
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"cannot write the checkpoint to {out}: it is a file, not a folder")
-    interrupted = (out / RESUME_FILE).is_file()
+
+def _check_training_output(out: Path, *, overwrite: bool, resume: bool = False) -> None:
+    """Before any import of torch, feature extraction or epoch: the checkpoint folder can be written, and a trained
+    checkpoint there is replaced only when asked (training can take hours; losing one, or learning of a bad path at
+    the end, is costly). An interrupted training there is continued only when asked (``--resume``)."""
+    from emomon.errors import ConfigError, OutputError
+    from emomon.files import check_output_folder
+
+    check_output_folder(out, what="the checkpoint to", create=True)  # a file, a dangling link, an unwritable folder
+    interrupted = (out / _RESUME_FILE).is_file()
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite: choose one (continue the interrupted training, or start again)")
     if resume and not interrupted:
-        raise OutputError(f"nothing to resume in {out}: no interrupted training there ({RESUME_FILE} is written after "
+        raise OutputError(f"nothing to resume in {out}: no interrupted training there ({_RESUME_FILE} is written after "
                           "each epoch and removed when a training ends)")
     if interrupted and not (resume or overwrite):
         raise OutputError(f"{out} holds an interrupted training; --resume to continue it, or --overwrite to start again")
-    if (out / "config.json").exists() and not (overwrite or resume):
+    if os.path.lexists(out / "config.json") and not (overwrite or resume):
         raise OutputError(f"{out} already holds a checkpoint; choose another --out, or --overwrite to replace it")
-    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write the checkpoint to {out}: {existing} is not a writable folder")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from emomon.config import load_config
-    from emomon.training.features import FeatureStore
-    from emomon.training.loop import train
 
     cfg = load_config(args.config, member=args.member)
     if args.data_root:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=args.data_root))
     if args.epochs:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_epochs=args.epochs))
-    out = Path(args.out or f"runs/{cfg.name}")
+    out = Path(_output_arg(args.out, "--out") or f"runs/{cfg.name}")
     _check_training_output(out, overwrite=args.overwrite, resume=args.resume)
+    from emomon.training.features import FeatureStore  # torch and the training code: only once --out is known good
+    from emomon.training.loop import train
+
     try:
         result = train(cfg, out, store=FeatureStore(Path(args.cache)) if args.cache else None, device=args.device, resume=args.resume)
     except KeyboardInterrupt:
@@ -117,15 +120,20 @@ def _parse_speakers(spec: str | None) -> tuple[str, ...]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from emomon.models.checkpoint import load_checkpoint
-    from emomon.config import SourceConfig, load_config
-    from emomon.training.evaluation import MODES, evaluate_checkpoint
-    from emomon.training.features import FeatureStore
+    from emomon.files import check_output_path
 
     if args.corpus and not args.path:
         raise ConfigError("--corpus needs --path (the corpus folder)")
     if args.speakers and not args.corpus:
         raise ConfigError("--speakers goes with --corpus")
+    json_path = _output_arg(args.json, "--json")
+    if json_path is not None:  # before torch, the checkpoint and the evaluation (hours): a bad path costs nothing
+        check_output_path(json_path, overwrite=args.overwrite, what="the metrics JSON")
+    from emomon.config import SourceConfig, load_config
+    from emomon.models.checkpoint import load_checkpoint
+    from emomon.training.evaluation import MODES, evaluate_checkpoint
+    from emomon.training.features import FeatureStore
+
     sources = None
     split = args.split or "test"
     if args.manifest:
@@ -141,9 +149,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     modes = tuple(args.mode) if args.mode else MODES
     report = evaluate_checkpoint(ckpt, sources, split, modes, store=FeatureStore(Path(args.cache)) if args.cache else None)
     print(report.render(confusion=not args.no_confusion))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.as_dict(), indent=1) + "\n")
+    if json_path is not None:
+        from emomon.files import write_output
+
+        write_output(json_path, (json.dumps(report.as_dict(), indent=1) + "\n").encode(), overwrite=args.overwrite,
+                     what="write the metrics JSON")
     return 0
+
+
+def _output_arg(arg: str | None, flag: str) -> Path | None:
+    """An output path option: None when not given; an empty or blank path is a mistake, not "no output"."""
+    if arg is None:
+        return None
+    if not arg.strip():
+        raise ConfigError(f"{flag}: empty path; give a file or folder name")
+    return Path(arg)
 
 
 # ---------------------------------------------------------------------------------------------------- monitor
@@ -164,20 +184,39 @@ def _runtime_config(args: argparse.Namespace):
     return cfg
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    from emomon.monitor.app import MonitorOptions, parse_speaker_names, run_monitor, sample_recording
+def _check_session_outputs(args: argparse.Namespace) -> None:
+    """The session CSV (and ``--save-audio``'s folder), checked before torch is even imported; ``run_monitor`` checks
+    them again (it is also a library entry), then creates them only once the models have loaded."""
+    from emomon.monitor.sinks import check_session_outputs, default_csv_path
 
-    files = [Path(f) for f in args.files]
-    if args.sample:
-        files.insert(0, sample_recording())
-    if not files:
-        raise ConfigError("give a recording to replay (or --sample for the bundled one)")
-    opts = MonitorOptions(files=files, realtime=args.realtime, split_channels=args.split_channels,
-                          speakers=parse_speaker_names(args.speaker or []), csv=_csv_path(args.csv),
-                          printer=not args.quiet_lines, save_audio=args.save_audio, dashboard=args.dashboard)
-    cfg = _runtime_config(args)
+    csv = _csv_path(args.csv)
+    check_session_outputs(csv or default_csv_path(), create_folder=csv is None, save_audio=args.save_audio)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    # Every check on arguments, settings, inputs and outputs comes before the runtime (and torch) is imported.
+    from emomon.audio.decode import check_audio_file
+
     if args.as_live and args.best:
         raise ConfigError("--as-live and --best ask for two different readings; give one")
+    from emomon.records import parse_speaker_names
+
+    speakers = parse_speaker_names(args.speaker or [])
+    files = [Path(f) for f in args.files]
+    if not files and not args.sample:
+        raise ConfigError("give a recording to replay (or --sample for the bundled one)")
+    for f in files:
+        check_audio_file(f)
+    cfg = _runtime_config(args)
+    _check_session_outputs(args)
+    from emomon.monitor.app import MonitorOptions, run_monitor, sample_recording
+
+    if args.sample:
+        files.insert(0, sample_recording())
+    opts = MonitorOptions(files=files, realtime=args.realtime, split_channels=args.split_channels,
+                          speakers=speakers, csv=_csv_path(args.csv),
+                          printer=not args.quiet_lines, save_audio=args.save_audio, dashboard=args.dashboard,
+                          audio_stream=args.audio_stream)
     if args.as_live:
         cfg = dataclasses.replace(cfg, replay=dataclasses.replace(cfg.replay, baseline="running", tta_speeds=()))
     elif args.best:
@@ -195,14 +234,19 @@ def _csv_path(arg: str | None) -> Path | None:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from emomon.monitor.app import MonitorOptions, parse_speaker_names, run_monitor
-
     if args.duration is not None and not args.duration > 0:
         raise ConfigError(f"--duration: must be a positive number of seconds, got {args.duration:g}")
-    opts = MonitorOptions(devices=list(args.input or []), speakers=parse_speaker_names(args.speaker or []),
+    from emomon.records import parse_speaker_names
+
+    speakers = parse_speaker_names(args.speaker or [])
+    cfg = _runtime_config(args)
+    _check_session_outputs(args)
+    from emomon.monitor.app import MonitorOptions, run_monitor
+
+    opts = MonitorOptions(devices=list(args.input or []), speakers=speakers,
                           csv=_csv_path(args.csv), printer=not args.quiet_lines, duration=args.duration,
                           save_audio=args.save_audio, dashboard=sys.stdout.isatty() and not args.no_dashboard)
-    return run_monitor(_runtime_config(args), opts, live=True)
+    return run_monitor(cfg, opts, live=True)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -233,11 +277,27 @@ def _add_monitor_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from emomon.training.saving import save_ensemble
+    from emomon.errors import OutputError
+    from emomon.files import check_output_folder
 
     if len(args.checkpoints) < 2:  # a command-line mistake, caught before any checkpoint is read
         raise ConfigError(f"emomon ensemble OUT A B [...]: give two or more checkpoints to join (got {len(args.checkpoints)})")
-    out = save_ensemble(Path(args.out), args.checkpoints, half=args.half)
+    out = _output_arg(args.out, "OUT")
+    # before torch and any checkpoint is read: the folder can take the ensemble, and nothing there is replaced unasked
+    check_output_folder(out, what="the ensemble to", create=True)
+    try:
+        holds = out.is_dir() and any(out.iterdir())
+    except OSError as exc:
+        from emomon.files import output_error
+
+        raise output_error(out, exc, "write the ensemble to") from None
+    if holds and not args.overwrite:
+        if os.path.lexists(out / "config.json"):
+            raise OutputError(f"{out} already holds a checkpoint; choose another folder, or --overwrite to replace it")
+        raise OutputError(f"{out} is not empty; choose another folder, or --overwrite to write the ensemble into it")
+    from emomon.training.saving import save_ensemble
+
+    out = save_ensemble(out, args.checkpoints, half=args.half)
     from emomon.models.checkpoint import read_checkpoint_config
 
     trainings = 1 + len(read_checkpoint_config(out)[1]["ensemble"])
@@ -246,9 +306,22 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from emomon.errors import OutputError
+    from emomon.files import check_output_folder, check_output_path
+
+    csv_path, out = Path(args.csv), _output_arg(args.out, "--out")
+    if csv_path.is_file():  # (a missing CSV is the input error that reading it words)
+        # before the CSV is read and the figure drawn: the folder and both files can be written, none replaced unasked
+        folder = check_output_folder(out if out is not None else csv_path.parent, what="the report into", create=True)
+        if folder.is_dir():
+            for page in (folder / f"{csv_path.stem}.html", folder / f"{csv_path.stem}.png"):
+                if page.exists() and page.resolve() == csv_path.resolve():
+                    raise OutputError(f"cannot write the report {page}: it is the session CSV itself; give --out another folder")
+                check_output_path(page, overwrite=args.overwrite, what="the report",
+                                  exists_hint="choose another --out folder, or --overwrite to replace it")
     from emomon.monitor.views.report import write_report
 
-    html, png = write_report(Path(args.csv), Path(args.out) if args.out else None)
+    html, png = write_report(csv_path, out)
     print(f"report: {html}")
     print(f"image:  {png}")
     return 0
@@ -256,34 +329,30 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from emomon.config import DEFAULT_RUNTIME_PRESET, recipe_names, runtime_preset_names
-    from emomon.models.checkpoint import (CHECKPOINT_ALIASES, DEFAULT_CHECKPOINT, packaged_checkpoints, read_checkpoint_config,
-                                          shipped_name)
+    from emomon.models.checkpoint import CHECKPOINT_ALIASES, DEFAULT_CHECKPOINT, packaged_checkpoints, read_checkpoint, shipped_name
 
     if args.checkpoint:
-        directory, doc = read_checkpoint_config(args.checkpoint)
-        cfg = doc["config"]
+        doc = read_checkpoint(args.checkpoint)  # config.json validated against its schema; the weights are not read
+        directory, cfg = doc.directory, doc.config
         name = shipped_name(args.checkpoint) if Path(args.checkpoint).resolve() != directory.resolve() else None
         if name is None:
             print(f"checkpoint {directory}")
         else:  # a shipped name (or an old one): lead with the name it has now
             old = f"; {args.checkpoint} is its old name" if args.checkpoint != name else ""
             print(f"checkpoint {name} (shipped{old}; {directory})")
-        print(f"  architecture {cfg['model']['arch']}, classes {', '.join(cfg['classes'])}")
-        print(f"  encoders: text {cfg['encoders']['text']['name']}, speech {cfg['encoders']['speech']['name']} ({cfg['encoders']['speech'].get('model', '')})")
-        members = [doc] + list(doc.get("ensemble") or [])
-        meta = doc.get("metadata") or {}
-        if len(members) > 1:  # each member's test figures were measured alone; the ensemble's come from `emomon eval`
-            print(f"  ensemble of {len(members)} trainings, probabilities averaged")
-            metas = [meta.get("first_member") or {}] + [m.get("metadata") or {} for m in members[1:]]
-        else:
-            metas = [meta]
-        print(f"  parameters {sum(int(m['weights'].get('parameters') or 0) for m in members)}, created {doc.get('created')}")
-        for i, m in enumerate(metas):
-            who = f"member {i + 1} " if len(metas) > 1 else ""
-            for source, modes in (m.get("test") or {}).items():
-                for mode, ev in modes.items():
-                    f = ev["fused"]
-                    print(f"  {who}test {source:<12} {mode:<12} acc {f['accuracy']:.3f}  wF1 {f['weighted_f1']:.3f}  UAR {f['uar']:.3f}")
+        print(f"  architecture {cfg.model.arch}, classes {', '.join(cfg.classes)}")
+        print(f"  encoders: text {cfg.encoders.text.name}, speech {cfg.encoders.speech.name} ({cfg.encoders.speech.model})")
+        if doc.is_ensemble:  # each member's test figures were measured alone; the ensemble's come from `emomon eval`
+            print(f"  ensemble of {len(doc.members)} trainings, probabilities averaged")
+        print(f"  parameters {doc.parameters}, created {doc.created}")
+
+        def figure(value: float | None) -> str:
+            return "  n/a" if value is None else f"{value:.3f}"
+
+        for i, member in enumerate(doc.members):
+            who = f"member {i + 1} " if doc.is_ensemble else ""
+            for t in member.test:
+                print(f"  {who}test {t.source:<12} {t.mode:<12} acc {figure(t.accuracy)}  wF1 {figure(t.weighted_f1)}  UAR {figure(t.uar)}")
         return 0
     old_names = [old for old, new in CHECKPOINT_ALIASES.items() if new == DEFAULT_CHECKPOINT]
     print(f"shipped model:    {DEFAULT_CHECKPOINT}" + (f" (old name: {', '.join(old_names)})" if old_names else "")
@@ -329,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split to evaluate (default: test for the checkpoint's own corpora or named --speakers, else all)")
     e.add_argument("--text", choices=("transcript", "asr", "none"), help="text source for audio (default: corpus transcript)")
     e.add_argument("--mode", action="append", choices=("paired", "text-only", "speech-only"), help="modalities (repeatable; default all)")
-    e.add_argument("--json", help="also write the metrics as JSON here")
+    e.add_argument("--json", help="also write the metrics as JSON here (a new file, user-only; checked before the evaluation)")
+    e.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     e.add_argument("--no-confusion", action="store_true", help="omit confusion matrices")
     e.add_argument("--cache", help="feature cache folder")
     e.set_defaults(func=cmd_eval)
@@ -339,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sample", action="store_true", help="replay the bundled sample recording")
     r.add_argument("--realtime", action="store_true", help="pace the file like a live stream")
     r.add_argument("--split-channels", action="store_true", help="each channel of a multi-channel file is a speaker")
+    r.add_argument("--audio-stream", type=int, metavar="N",
+                   help="read the N-th audio stream of each file, from 0 (default: the first one with sound)")
     r.add_argument("--dashboard", action="store_true", help="show the live dashboard while replaying")
     r.add_argument("--as-live", action="store_true",
                    help="read speakers as a live session does (running baseline, one speed) instead of the preset's "
@@ -364,11 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("checkpoints", nargs="+",
                     help="two or more checkpoint directories or shipped names; an ensemble stands for its trainings")
     en.add_argument("--half", action="store_true", help="store the members' weights in float16 (half the size; loaded as float32)")
+    en.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in OUT (or write into a folder that is not empty)")
     en.set_defaults(func=cmd_ensemble)
 
     rp = sub.add_parser("report", help="an HTML page and a PNG from a session CSV")
     rp.add_argument("csv", help="session CSV written by replay/live (a cut-short one works too)")
     rp.add_argument("--out", help="folder for the report (default: next to the CSV)")
+    rp.add_argument("--overwrite", action="store_true", help="replace an earlier report of the same CSV in that folder")
     rp.set_defaults(func=cmd_report)
 
     i = sub.add_parser("info", help="name the shipped model, list runtime presets, training recipes and shipped checkpoints, "
@@ -385,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _setup_logging(-1 if args.quiet else args.verbose)
+    # Everything emomon writes (sessions, checkpoints, reports, metrics, caches) is the user's only, whatever the
+    # umask: the writers set 0600/0700 themselves, and this covers any file a library makes on the way.
+    umask = os.umask(0o077)
     try:
         return int(args.func(args) or 0)
     except EmomonError as exc:
@@ -395,7 +472,41 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `emomon ... | head`
         return 0
+    except (MemoryError, RuntimeError, OSError, ImportError) as exc:
+        # out of memory or threads (e.g. under `ulimit -v`) is the machine's limit, not a bug: one line, exit 7
+        resource = as_resource_error(exc)
+        if resource is None:
+            raise
+        print(f"emomon: error: {resource}", file=sys.stderr)
+        return resource.exit_code
+    finally:
+        os.umask(umask)
+
+
+#: Longest wait, after the command returned, for threads still inside a native call (CTranslate2, PyTorch).
+EXIT_JOIN_SECONDS = 1.0
+
+
+def run() -> None:
+    """The ``emomon`` console command: :func:`main`, then an exit that cannot abort.
+
+    A stage thread can still be inside CTranslate2 or PyTorch when the command returns (a Ctrl-C during decoding, a
+    stop during the model load). Finalising the interpreter under such a thread can end in SIGABRT ("terminate called
+    without an active exception") instead of the documented exit code. So the command gives the threads a bounded
+    join, and when any is still running it flushes the outputs and leaves with ``os._exit``: every file emomon writes
+    is already closed by then (the sinks close before :func:`main` returns)."""
+    code = main()
+    deadline = time.monotonic() + EXIT_JOIN_SECONDS
+    busy = [t for t in threading.enumerate() if t.name.startswith("emomon-") and t.is_alive()]
+    for t in busy:
+        t.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in busy):
+        logging.getLogger("emomon").debug("leaving %d busy thread(s) behind", sum(t.is_alive() for t in busy))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    run()

@@ -2,7 +2,10 @@
 
 Every section of a preset maps onto one dataclass below. Loading rejects unknown keys and out-of-range values with a
 :class:`~emomon.errors.ConfigError` that names the offending key (``model.layers: must be >= 1, got 0``), so a typo
-never silently falls back to a default. Ranges and choices are declared next to each field in its metadata.
+never silently falls back to a default. Ranges and choices are declared next to each field in its metadata; every
+number is checked by one helper, :func:`checked_number`, which also refuses NaN and infinities (for which a plain
+``value < lo`` is false), bools where an integer belongs and integers past a float's range, and a document nested
+deeper than :data:`MAX_NESTING` is refused before it is parsed.
 
 Presets ship in ``emomon.configs`` (the repository's ``configs/``): runtime presets, what ``emomon replay`` and
 ``emomon live`` read (``default``), in ``configs/``, and training recipes, what ``emomon train`` reads (``en-tiny``), in
@@ -13,7 +16,9 @@ member of an ensemble at a time (``load_config(name, member=K)``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -77,7 +82,7 @@ class SpeechEncoderConfig:
 
     name: str = _opt("whisper-encoder", doc="'whisper-encoder', 'mfcc', 'logmel' or a transformers checkpoint name/path")
     model: str = _opt("tiny.en", doc="faster-whisper model for 'whisper-encoder': 'tiny.en' (packaged) or a name/path")
-    layers: tuple[int, ...] = _opt((-1,), doc="hidden layers averaged into the frames (0 = input embedding, -1 = final)")
+    layers: tuple[int, ...] = _opt((-1,), lo=-64, hi=64, doc="hidden layers averaged into the frames (0 = input embedding, -1 = final)")
     n_mfcc: int = _opt(40, lo=8, hi=128, doc="coefficients for 'mfcc'")
 
 
@@ -266,6 +271,8 @@ class RuntimeConfig:
     max_pending_utterances: int = _opt(64, lo=1, hi=10000, doc="live: utterances waiting for ASR before the oldest is dropped")
     chunk_ms: int = _opt(30, lo=10, hi=2000, doc="audio block size from devices and real-time replays (fast replays read 0.5 s)")
     threads: int = _opt(0, lo=0, hi=256, doc="cores the session computes on (0 = all available): PyTorch (the inference worker) gets half, CTranslate2 (the ASR decoder) the rest")
+    cpu_int8: bool = _opt(True, doc="on CPU, the fusion members' linear layers compute in int8 (labels equal on 377/377 RAVDESS "
+                                     "test utterances; less CPU and memory); false keeps float32. A GPU always keeps float")
 
 
 @dataclass(frozen=True)
@@ -350,12 +357,136 @@ class EmomonConfig:
 
 
 # --------------------------------------------------------------------------------------------------- loading
+#: The deepest nesting of arrays and tables a preset, or a checkpoint's config.json, may have. Real ones nest a few
+#: levels (a checkpoint's metrics about a dozen); a document nested deeper is refused before it is parsed, since the
+#: TOML and JSON parsers (and the code that walks what they return) recurse once per level.
+MAX_NESTING = 64
+
+# What nesting_depth skips: strings and comments, matched whole so that the brackets and dots inside them do not count.
+_TOML_STRINGS_AND_COMMENTS = re.compile(
+    r'"""(?:[^\\]|\\[\s\S])*?"""'  # multi-line basic string
+    r"|'''[\s\S]*?'''"  # multi-line literal string
+    r'|"(?:[^"\\\n]|\\.)*"'  # basic string
+    r"|'[^'\n]*'"  # literal string
+    r"|#[^\n]*"  # comment
+)
+_JSON_STRINGS = re.compile(r'"(?:[^"\\]|\\[\s\S])*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+#: A dotted key of more than MAX_NESTING parts (``a.b.c``; a string left by the scan is one part), searched from the
+#: start of a word only, and without backtracking into a part, so that the search stays linear.
+_LONG_DOTTED_KEY = re.compile(r"(?<![\w+-])(?:[\w+-]++\s*+\.\s*+){%d}[\w+-]" % MAX_NESTING)
+
+
+def nesting_depth(text: str, syntax: str = "toml") -> int:
+    """The deepest nesting of a TOML (``syntax="toml"``) or JSON (``"json"``) text, found without parsing it (regular
+    expressions and a loop over the brackets: linear time, no recursion), strings and comments left out: the deepest
+    bracket/brace nesting, and for TOML a dotted key (``a.b.c = 1``, ``[a.b.c]``) longer than :data:`MAX_NESTING`
+    parts counts as one level deeper than that. For a malformed text it is at least what a parser would nest before
+    it gives up, so checking it first keeps the parser from recursing deep (or, for tomllib's dotted keys, from
+    using memory quadratic in their length)."""
+    if syntax == "toml":
+        skeleton = _TOML_STRINGS_AND_COMMENTS.sub(lambda m: "" if m.group().startswith("#") else "q", text)
+        if _LONG_DOTTED_KEY.search(skeleton):
+            return MAX_NESTING + 1
+    else:
+        skeleton = _JSON_STRINGS.sub("", text)
+    depth = deepest = 0
+    for m in _BRACKETS.finditer(skeleton):
+        if m.group() in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def value_depth(value: Any, limit: int = MAX_NESTING) -> int:
+    """The nesting depth of a parsed document (dicts and lists; a scalar is 0), walked without recursion, and given up
+    past ``limit`` (the result is then ``limit + 1``). TOML's dotted keys (``a.b.c = 1``) and table headers
+    (``[a.b.c]``) nest tables with few or no brackets, so the text's :func:`nesting_depth` does not bound this."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+        stack.extend((c, depth) for c in children)
+    return deepest
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` for a one-line message: a huge integer is described, not written out (Python refuses to
+    write an int of more than 4300 digits, and nobody reads one), and a long text is cut short."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past sys.get_int_max_str_digits()
+        return f"an integer of about {value.bit_length() * 0.30103:.0f} digits"
+    except RecursionError:  # a list or table nested past the interpreter's stack (not from a file: those are scanned)
+        return f"a {type(value).__name__} nested too deep to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown_key(name: Any) -> str:
+    """A key as typed, or its repr when it holds a line break or another character that would not read as one line."""
+    return name if isinstance(name, str) and name and name.isprintable() and len(name) <= 60 else shown(name)
+
+
+def checked_number(value: Any, key: str, *, lo: float | None = None, hi: float | None = None, integer: bool = False,
+                   error: typing.Callable[[str], Exception] = ConfigError) -> int | float:
+    """``value`` as the number a setting (or a checkpoint field) holds, or ``error("<key>: <problem>")``.
+
+    ``integer``: an ``int`` (a bool is not one here, and neither is ``2.0``); otherwise a ``float`` (an integer is
+    taken as one; -0.0 as 0.0). Either way it must be finite and within ``lo``..``hi``. Each bound is checked as
+    ``not value >= lo``, so NaN, for which every comparison is false, fails it instead of slipping through."""
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise error(f"{key}: expected {'an integer' if integer else 'a number'}, got {shown(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error(f"{key}: must be a finite number, got {value!r}")
+    if lo is not None and not value >= lo:
+        raise error(f"{key}: must be >= {lo}, got {shown(value)}")
+    if hi is not None and not value <= hi:
+        raise error(f"{key}: must be <= {hi}, got {shown(value)}")
+    if integer:
+        return value
+    try:
+        number = float(value)
+    except OverflowError:  # an int past float's range, with no bound to stop it above
+        raise error(f"{key}: {shown(value)} is out of range") from None
+    return 0.0 if number == 0 else number
+
+
+def checked_text(value: Any, key: str, *, error: typing.Callable[[str], Exception] = ConfigError) -> str:
+    """``value`` as a text setting, or ``error``: a string with no NUL character (no path, name or word holds one,
+    and the OS refuses it in a path) and no lone surrogate (JSON can spell one, UTF-8 cannot: it could be neither
+    printed nor written)."""
+    if not isinstance(value, str):
+        raise error(f"{key}: expected a string, got {shown(value)}")
+    if "\x00" in value:
+        raise error(f"{key}: must not contain a NUL character, got {shown(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(f"{key}: is not valid Unicode text (it holds a lone surrogate), got {shown(value)}") from None
+    return value
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check one TOML value against a dataclass field type; return it converted (lists -> tuples)."""
+def _coerce(value: Any, tp: Any, key: str, meta: typing.Mapping[str, Any]) -> Any:
+    """Check one TOML value against a dataclass field's type and its ``meta`` (range and choices; for a list, of each
+    item); return it converted (lists -> tuples, integers in float settings -> floats)."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -365,55 +496,37 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         (item_tp, _ellipsis) = typing.get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
-        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]", meta) for i, v in enumerate(value))
     if origin in (typing.Union, types.UnionType):
         for alt in typing.get_args(tp):
             try:
-                return _coerce(value, alt, key)
+                return _coerce(value, alt, key, meta)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key}: unexpected value {value!r}")
+        raise ConfigError(f"{key}: unexpected value {shown(value)}")
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported setting type {_type_name(tp)}")  # pragma: no cover - programming error
-
-
-def _check_meta(value: Any, meta: typing.Mapping[str, Any], key: str) -> None:
-    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
-    if isinstance(value, tuple) and (lo is not None or hi is not None or choices is not None):  # a list: each item
-        for i, v in enumerate(value):
-            _check_meta(v, {"lo": lo, "hi": hi, "choices": choices}, f"{key}[{i}]")
-        return
+            raise ConfigError(f"{key}: expected true or false, got {shown(value)}")
+    elif tp is int or tp is float:
+        value = checked_number(value, key, lo=meta.get("lo"), hi=meta.get("hi"), integer=tp is int)
+    elif tp is str:
+        value = checked_text(value, key)
+    else:  # pragma: no cover - programming error
+        raise ConfigError(f"{key}: unsupported setting type {_type_name(tp)}")
+    choices = meta.get("choices")
     if choices is not None and value not in choices:
-        raise ConfigError(f"{key}: must be one of {', '.join(map(str, choices))}; got {value!r}")
-    if lo is not None and value < lo:
-        raise ConfigError(f"{key}: must be >= {lo}, got {value!r}")
-    if hi is not None and value > hi:
-        raise ConfigError(f"{key}: must be <= {hi}, got {value!r}")
+        raise ConfigError(f"{key}: must be one of {', '.join(map(str, choices))}; got {shown(value)}")
+    return value
 
 
 def _build(cls: type, data: dict, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
         where = f"{prefix}." if prefix else ""
         raise ConfigError(
-            f"unknown setting {where}{unknown[0]}; known keys here: {', '.join(sorted(k for k in fields if k != 'base_dir'))}"
+            f"unknown setting {where}{shown_key(unknown[0])}; known keys here: {', '.join(sorted(k for k in fields if k != 'base_dir'))}"
         )
     kwargs = {}
     for name, value in data.items():
@@ -424,12 +537,10 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
                 raise ConfigError(f"{key}: expected [[{key}]] tables")
             for i, v in enumerate(value):
                 if not isinstance(v, dict):
-                    raise ConfigError(f"{key}[{i}]: expected a table (corpus = ..., path = ...), got {v!r}")
+                    raise ConfigError(f"{key}[{i}]: expected a table (corpus = ..., path = ...), got {shown(v)}")
             kwargs[name] = tuple(_build(SourceConfig, v, f"{key}[{i}]") for i, v in enumerate(value))
             continue
-        kwargs[name] = _coerce(value, tp, key)
-        if not dataclasses.is_dataclass(tp):
-            _check_meta(kwargs[name], fields[name].metadata, key)
+        kwargs[name] = _coerce(value, tp, key, fields[name].metadata)
     return cls(**kwargs)
 
 
@@ -462,7 +573,9 @@ def _validate(cfg: EmomonConfig) -> None:
 
 
 def config_from_dict(data: dict, *, base_dir: str = "") -> EmomonConfig:
-    """Build and validate a config from a parsed TOML document."""
+    """Build and validate a config from a parsed TOML document (or a checkpoint's ``config`` table)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a table of settings, got {shown(data)}")
     cfg = _build(EmomonConfig, dict(data), "")
     cfg = dataclasses.replace(cfg, base_dir=base_dir)
     _validate(cfg)
@@ -592,10 +705,7 @@ def _read_document(name_or_path: str | Path, chain: tuple[str, ...]) -> tuple[di
         raw = res.read_bytes()
         base_dir = ""
         label = f"preset {name_or_path}"
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{label} is not valid TOML: {exc}") from None
+    data = parse_toml(raw, label)
     parent = data.pop("extends", None)
     if parent is None:
         return data, base_dir
@@ -607,6 +717,28 @@ def _read_document(name_or_path: str | Path, chain: tuple[str, ...]) -> tuple[di
         raise ConfigError(f"{label}: extends = {parent!r} is not a preset; presets: {', '.join(preset_names())}")
     base, _ = _read_document(parent, (*chain, parent))
     return _merge_tables(base, data), base_dir
+
+
+def parse_toml(raw: bytes, label: str) -> dict:
+    """A TOML document, or a one-line ConfigError: not UTF-8, not TOML (an integer past 4300 digits included), or
+    nested deeper than :data:`MAX_NESTING` (checked on the text before parsing, as tomllib recurses once per level,
+    and on the result, which dotted keys can nest without brackets)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label} is not valid TOML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    too_deep = f"{label} is not a usable preset: arrays or tables nested more than {MAX_NESTING} deep"
+    if nesting_depth(text, "toml") > MAX_NESTING:
+        raise ConfigError(too_deep)
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:  # the scan above bounds the parser's recursion; this is its second line
+        raise ConfigError(too_deep) from None
+    except ValueError as exc:  # TOMLDecodeError, or int()'s refusal of a number of more than 4300 digits
+        raise ConfigError(f"{label} is not valid TOML: {' '.join(str(exc).split())}") from None
+    if value_depth(data, MAX_NESTING + 1) > MAX_NESTING + 1:  # the document's own table is a level, with no bracket
+        raise ConfigError(too_deep)
+    return data
 
 
 def _merge_tables(base: dict, over: dict) -> dict:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emomon.errors import ConfigError
+
 SAMPLE_RATE = 16_000
 
 
@@ -112,3 +114,60 @@ class Result:
     #: by the session just before the sinks, and only when the audio is live or paced in real time (else None).
     latency: float | None = None
     words: list = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------ spreadsheet-safe cells
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection"): ``=``, ``+``, ``-``,
+#: ``@``, tab and carriage return.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_QUOTE = "'"
+_ESCAPED_STARTS = (*FORMULA_STARTS, _QUOTE)
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A text cell as the session CSV stores it: one ``'`` put in front when the text starts with a formula
+    character (:data:`FORMULA_STARTS`) or with ``'`` itself, so a spreadsheet shows it as text and never runs it.
+
+    Only free text goes through here (speaker names, transcripts, event notes, labels); numbers emomon writes
+    (``-0.5``) stay plain numbers. :func:`from_spreadsheet_safe` reverses it exactly: for every string ``s``,
+    ``from_spreadsheet_safe(spreadsheet_safe(s)) == s``.
+    """
+    return _QUOTE + cell if cell.startswith(_ESCAPED_STARTS) else cell
+
+
+def from_spreadsheet_safe(cell: str) -> str:
+    """The text :func:`spreadsheet_safe` was given: one leading ``'`` is removed when what follows it starts with a
+    formula character or ``'``; any other cell (numbers, a ``'`` before ordinary text) is returned as it is."""
+    return cell[1:] if cell.startswith(_QUOTE) and cell[1:].startswith(_ESCAPED_STARTS) else cell
+
+
+#: Characters that break a name out of its line or reorder what follows it on a terminal: the C0 and C1 controls
+#: (newline, carriage return, escape, ...), the Unicode line and paragraph separators and the bidirectional overrides.
+LINE_BREAKERS = frozenset([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u2028", "\u2029",
+                           *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))])
+_ONE_LINE = {ord(c): " " for c in LINE_BREAKERS}
+
+
+def one_line(text: str) -> str:
+    """``text`` with every :data:`LINE_BREAKERS` character replaced by a space: safe to print as one line."""
+    return text.translate(_ONE_LINE)
+
+
+def parse_speaker_names(specs: list[str]) -> dict[int, str]:
+    """``["0=Teacher", "1=Student"]`` -> {0: "Teacher", 1: "Student"} (stream indices start at 0).
+
+    A name is one line of text: one holding a control character (newline, carriage return, tab, escape, ...), a
+    Unicode line or paragraph separator or a bidirectional override (:data:`emomon.records.LINE_BREAKERS`) is refused,
+    since every output prints it as it is (lines, dashboard, summary; the CSV keeps it spreadsheet-safe)."""
+    out = {}
+    for spec in specs:
+        key, sep, name = spec.partition("=")
+        if not sep or not key.strip().isdigit() or not name.strip():
+            raise ConfigError(f"--speaker {spec!r}: expected INDEX=NAME, e.g. 0=Teacher")
+        bad = next((c for c in name if c in LINE_BREAKERS), None)
+        if bad is not None:
+            raise ConfigError(f"--speaker {spec!r}: a name must be one line of plain text (it holds {bad!r})")
+        if int(key) in out:
+            raise ConfigError(f"--speaker {spec!r}: input {int(key)} is already named {out[int(key)]!r}")
+        out[int(key)] = name.strip()
+    return out

@@ -1,13 +1,19 @@
 """The report's HTML page: one self-contained file with inline CSS and the figure embedded as a base64 PNG; no
-external assets, no JavaScript, and every piece of text from the CSV HTML-escaped."""
+external assets, no JavaScript, and every piece of text from the CSV HTML-escaped.
+
+The page is made as a stream of pieces (:func:`html_pieces`) that :mod:`.writing` writes as they come, so a session
+of a million rows (every one in the transcript table) never has its whole page in memory at once."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
+import math
+from collections.abc import Iterator
 
 from emomon.monitor.views.report.reading import Row, Session
-from emomon.monitor.views.report.summary import affect_of, clock, color_map, parse_iso, shares, time_range
+from emomon.monitor.views.report.summary import affect_of, clock, color_map, shares, time_range
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#222;margin:0;
@@ -33,27 +39,34 @@ img.fig{width:100%;height:auto;display:block}
 
 
 def render_html(session: Session, png: bytes, png_size: tuple[int, int]) -> str:
+    """The whole page as one string (:func:`html_pieces` joined)."""
+    return "".join(html_pieces(session, png, png_size))
+
+
+def html_pieces(session: Session, png: bytes, png_size: tuple[int, int]) -> Iterator[str]:
+    """The page, piece by piece (each piece ends with a newline but the last)."""
     e = html.escape
     colors = color_map(session.emotions)
-    out = _head(session)
+    for line in _head(session):
+        yield line + "\n"
     for note in session.notes:
-        out.append(f'<div class="note">{e(note)}</div>')
+        yield f'<div class="note">{e(note)}</div>\n'
     if not session.rows:
-        out.append('<div class="card empty">No utterances were recorded in this session (the CSV has no rows).</div>')
+        yield '<div class="card empty">No utterances were recorded in this session (the CSV has no rows).</div>\n'
     b64 = base64.b64encode(png).decode("ascii")
     alt = "Emotion timeline, valence and arousal, and emotion shares per speaker"
-    out.append(f'<div class="card"><img class="fig" width="{png_size[0]}" height="{png_size[1]}" alt="{e(alt)}" '
-               f'src="data:image/png;base64,{b64}"></div>')
+    yield (f'<div class="card"><img class="fig" width="{png_size[0]}" height="{png_size[1]}" alt="{e(alt)}" '
+           f'src="data:image/png;base64,{b64}"></div>\n')
     if session.rows:
-        out.append("<h2>Speakers</h2><div class=\"speakers\">")
-        for spk in session.speakers:
-            out.append(_speaker_card(spk, [r for r in session.rows if r.speaker == spk], session.emotions, colors))
-        out.append("</div>")
-        out.extend(_transcript(session.rows, colors))
-    out.append(f'<p class="muted">Made by emomon from {e(session.path.name)}. Valence and arousal are a display aid '
-               "derived from the class probabilities (Russell's circumplex), not a calibrated measurement.</p>")
-    out.append("</main></body></html>\n")
-    return "\n".join(out)
+        yield "<h2>Speakers</h2><div class=\"speakers\">\n"
+        for spk, rows in session.by_speaker.items():
+            yield _speaker_card(spk, rows, session.emotions, colors) + "\n"
+        yield "</div>\n"
+        for line in _transcript(session.rows, colors):
+            yield line + "\n"
+    yield (f'<p class="muted">Made by emomon from {e(session.path.name)}. Valence and arousal are a display aid '
+           "derived from the class probabilities (Russell's circumplex), not a calibrated measurement.</p>\n")
+    yield "</main></body></html>\n"
 
 
 def _ink(color: str) -> str:
@@ -70,7 +83,8 @@ def _head(session: Session) -> list[str]:
     """The page's lines up to the session's facts table."""
     e = html.escape
     speakers = session.speakers
-    sid = ", ".join(session.session_ids) or session.path.stem
+    ids = session.session_ids
+    sid = ", ".join(ids[:20]) + (f" (+{len(ids) - 20} more)" if len(ids) > 20 else "") or session.path.stem
     t_end = max((r.end for r in session.rows), default=0.0)
     return [
         "<!DOCTYPE html>",
@@ -101,25 +115,39 @@ def _speaker_card(spk: str, rows: list[Row], emotions: list[str], colors: dict[s
         mv = sum(v for v, _ in vas) / len(vas)
         ma = sum(a for _, a in vas) / len(vas)
         mean = f"<div>Mean valence {mv:+.2f}, arousal {ma:+.2f}</div>"
-    talk = sum(r.duration for r in rows)
+    talk = math.fsum(r.duration for r in rows)
     return (f'<div class="card"><h3>{e(spk)}</h3><div>{len(rows)} utterances, {e(clock(talk))} of speech'
             f"</div>{mean}<div class=\"shares\">Share of speaking time: {chips}</div></div>")
 
 
-def _transcript(rows: list[Row], colors: dict[str, str]) -> list[str]:
+def _transcript(rows: list[Row], colors: dict[str, str]) -> Iterator[str]:
+    """The transcript table, one piece per row (every row, however many)."""
     e = html.escape
-    out = ["<h2>Transcript</h2>",
-           '<table class="tr"><thead><tr><th>Time</th><th>Speaker</th><th>Emotion</th><th>Confidence</th>'
-           "<th>Transcript</th></tr></thead><tbody>"]
+    yield "<h2>Transcript</h2>"
+    yield ('<table class="tr"><thead><tr><th>Time</th><th>Speaker</th><th>Emotion</th><th>Confidence</th>'
+           "<th>Transcript</th></tr></thead><tbody>")
+    chips = {em: _chip(em, c) for em, c in colors.items()}
+    names: dict[str, str] = {}
     for r in rows:
-        wall = parse_iso(r.start_time)
-        when = f"{clock(r.start)}–{clock(r.end)}" + (f"<br><small>{wall:%H:%M:%S}</small>" if wall else "")
+        wall = _wall_clock(r.start_time)
+        when = f"{clock(r.start)}–{clock(r.end)}" + (f"<br><small>{wall}</small>" if wall else "")
         conf = f"{r.confidence:.2f}" if r.confidence is not None else "–"
         if r.transcript.strip():
             text = e(r.transcript)
         else:
             text = f'<span class="muted">({e(r.asr_note or "no transcript")})</span>'
-        out.append(f'<tr><td class="t">{when}</td><td>{e(r.speaker)}</td><td>{_chip(r.emotion, colors[r.emotion])}'
-                   f'</td><td class="c">{conf}</td><td>{text}</td></tr>')
-    out.append("</tbody></table>")
-    return out
+        name = names.get(r.speaker)
+        if name is None:
+            name = names[r.speaker] = e(r.speaker)
+        yield (f'<tr><td class="t">{when}</td><td>{name}</td><td>{chips[r.emotion]}'
+               f'</td><td class="c">{conf}</td><td>{text}</td></tr>')
+    yield "</tbody></table>"
+
+
+def _wall_clock(s: str) -> str:
+    """``HH:MM:SS`` of an ISO 8601 time as written (its own zone), or ``''`` when it is not one."""
+    try:
+        t = dt.datetime.fromisoformat(s) if s else None
+    except ValueError:
+        return ""
+    return f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}" if t else ""

@@ -5,12 +5,13 @@ user-only (0600), replacing an earlier report of the same CSV atomically. A fold
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from emomon.errors import OutputError
 from emomon.files import make_private_folder, output_error
 from emomon.monitor.views.report.figure import figure_size_px, render_png
-from emomon.monitor.views.report.page import render_html
+from emomon.monitor.views.report.page import html_pieces
 from emomon.monitor.views.report.reading import read_session
 
 
@@ -27,14 +28,28 @@ def write_report(csv_path: Path, out_dir: Path | None = None) -> tuple[Path, Pat
     html_path = folder / f"{csv_path.stem}.html"
     png_path = folder / f"{csv_path.stem}.png"
     png = render_png(session)
-    page = render_html(session, png, figure_size_px(len(session.speakers)))
-    _write_private(png_path, png)
-    _write_private(html_path, page.encode("utf-8"))
+    _write_private(png_path, [png])
+    _write_private(html_path, _encoded(html_pieces(session, png, figure_size_px(len(session.speakers)))))
     return html_path, png_path
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``path`` user-only (0600), replacing an earlier file atomically (temp file + rename)."""
+def _encoded(pieces: Iterable[str], size: int = 1 << 20) -> Iterable[bytes]:
+    """The pieces as UTF-8, gathered into blocks of about ``size`` characters (few writes, little memory)."""
+    block: list[str] = []
+    n = 0
+    for piece in pieces:
+        block.append(piece)
+        n += len(piece)
+        if n >= size:
+            yield "".join(block).encode("utf-8")
+            block, n = [], 0
+    if block:
+        yield "".join(block).encode("utf-8")
+
+
+def _write_private(path: Path, blocks: Iterable[bytes]) -> None:
+    """Write the ``blocks`` to ``path`` user-only (0600), replacing an earlier file atomically (temp file + rename);
+    nothing is left behind when making or writing them fails."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -43,15 +58,23 @@ def _write_private(path: Path, data: bytes) -> None:
     try:
         try:
             os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            for data in blocks:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
         finally:
             os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        _remove(tmp)
         raise output_error(path, exc, "write") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(tmp: Path) -> None:
+    try:
+        tmp.unlink()
+    except OSError:
+        pass
