@@ -93,7 +93,7 @@ def main() -> int:
         for k in range(args.rounds):
             for name in runs:
                 cmd = list(commands[name])
-                if name in ("default", "as-live"):
+                if name.startswith(("default", "as-live")):
                     cmd += ["--csv", str(Path(d) / f"{name}-{k}.csv")]
                 m = measure(cmd)
                 results[name].append(m)
@@ -102,9 +102,9 @@ def main() -> int:
     med = {r: {key: statistics.median(m[key] for m in ms) for key in ("wall", "cpu", "rss_mb")} for r, ms in results.items()}
     best = {r: min(m["wall"] for m in ms) for r, ms in results.items()}
     print(f"\n{seconds / 60:.1f} min of audio, {args.rounds} rounds interleaved, {os.cpu_count()} CPUs; medians (wall: best)")
-    print(f"{'run':9s} {'x real time':>12s} {'wall s':>14s} {'CPU s':>7s} {'peak RSS':>9s}")
+    print(f"{'run':11s} {'x real time':>12s} {'wall s':>14s} {'CPU s':>7s} {'peak RSS':>9s}")
     for r in runs:
-        print(f"{r:9s} {seconds / med[r]['wall']:11.1f}x {med[r]['wall']:6.1f} ({best[r]:5.1f}) {med[r]['cpu']:7.1f} {med[r]['rss_mb']:6.0f} MB")
+        print(f"{r:11s} {seconds / med[r]['wall']:11.1f}x {med[r]['wall']:6.1f} ({best[r]:5.1f}) {med[r]['cpu']:7.1f} {med[r]['rss_mb']:6.0f} MB")
     for base in ("floor", "fw"):
         if base not in med:
             continue

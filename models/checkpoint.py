@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 # torch and safetensors are not deferred: the classes below hold torch modules, so torch loads with this module
@@ -32,7 +31,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
-from emomon.config import EmomonConfig, config_from_dict, shown
+from emomon.config import EmomonConfig, config_from_dict
 from emomon.errors import ConfigError, ModelError
 # the format's names live with its schema; they are imported here too, where writers (training/saving.py) find them
 from emomon.models.checkpoint_schema import (CONFIG_FILE, ENSEMBLE_FORMAT_VERSION, FORMAT, FORMAT_VERSION,  # noqa: F401
@@ -41,14 +40,10 @@ from emomon.models.checkpoint_schema import (CONFIG_FILE, ENSEMBLE_FORMAT_VERSIO
 from emomon.models.ensemble import EnsembleModel
 from emomon.models.registry import build_model
 from emomon.models.scaler import JointStandardScaler
+# finding a checkpoint and the shipped names need no torch (the command line checks with them first); re-exported here
+from emomon.models.shipped import (CHECKPOINT_ALIASES, DEFAULT_CHECKPOINT, SHIPPED_LICENCES, packaged_checkpoints,  # noqa: F401
+                                   read_checkpoint, read_checkpoint_preset, resolve_checkpoint, shipped_name)
 from emomon.models.speaker_baseline import SpeakerBaselineOptions
-
-#: The shipped model: the five-member ensemble of the en-tiny recipe line (models/weights/hyfuser-tiny-en).
-DEFAULT_CHECKPOINT = "hyfuser-tiny-en"
-#: Old names of shipped checkpoints -> the folder they name now. "en-tiny" was the shipped model's name until it was
-#: renamed so that it no longer shares its name with the stage-1 training recipe; old presets (``runtime.model``),
-#: ``--model en-tiny`` and checkpoints trained with ``encoders.text.tuned_from = "en-tiny"`` keep loading it.
-CHECKPOINT_ALIASES = {"en-tiny": DEFAULT_CHECKPOINT}
 
 
 @dataclass
@@ -67,41 +62,6 @@ class Checkpoint:
         return self.config.classes
 
 
-def packaged_checkpoints() -> list[str]:
-    """The shipped checkpoints' names (their folders; aliases not included)."""
-    root = resources.files("emomon.models.weights")
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and p.joinpath(CONFIG_FILE).is_file())
-
-
-def shipped_name(name_or_path: str | Path) -> str | None:
-    """The shipped checkpoint a name means (``en-tiny`` -> ``hyfuser-tiny-en``), or None when it names none."""
-    name = CHECKPOINT_ALIASES.get(str(name_or_path), str(name_or_path))
-    return name if name in packaged_checkpoints() else None
-
-
-def resolve_checkpoint(name_or_path: str | Path) -> Path:
-    """A checkpoint directory from a path (directory, or either of its two files) or a packaged name."""
-    try:
-        p = Path(name_or_path).expanduser()
-        if p.is_file() and p.name in (CONFIG_FILE, WEIGHTS_FILE):
-            p = p.parent
-        if p.is_dir():
-            return p
-        if p.exists():
-            raise ModelError(f"{p} is not a checkpoint: give the directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
-        if "/" not in str(name_or_path):
-            name = CHECKPOINT_ALIASES.get(str(name_or_path), str(name_or_path))
-            res = resources.files("emomon.models.weights").joinpath(name)
-            if res.is_dir() and res.joinpath(CONFIG_FILE).is_file():
-                return Path(str(res))
-    except (OSError, RuntimeError, ValueError) as exc:  # a name too long, ~user of no user, a NUL character
-        raise ModelError(f"checkpoint {shown(str(name_or_path))} cannot be looked up: {getattr(exc, 'strerror', None) or exc}") from None
-    aliases = [f"{old} = {new}" for old, new in CHECKPOINT_ALIASES.items()]
-    shipped = ", ".join(packaged_checkpoints()) or "none"
-    shipped += f"; old names: {', '.join(aliases)}" if aliases else ""
-    raise ModelError(f"checkpoint not found: {name_or_path} (shipped checkpoints: {shipped})")
-
-
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
@@ -109,12 +69,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def read_checkpoint(name_or_path: str | Path) -> CheckpointDocument:
-    """A checkpoint's ``config.json``, validated against its schema (weights not read): what ``emomon info``, the
-    monitor's early checks and :func:`load_checkpoint` read. Every problem is a one-line :class:`ModelError`."""
-    return read_document(resolve_checkpoint(name_or_path))
 
 
 def read_checkpoint_config(name_or_path: str | Path) -> tuple[Path, dict]:
@@ -133,11 +87,6 @@ def _preset_of(directory: Path, doc: dict) -> EmomonConfig:
         return config_from_dict(doc.get("config") if isinstance(doc, dict) else None)
     except ConfigError as exc:
         raise ModelError(f"{directory}: invalid model config in checkpoint: {exc}") from None
-
-
-def read_checkpoint_preset(name_or_path: str | Path) -> EmomonConfig:
-    """The preset a checkpoint was trained with (classes, encoders, architecture), validated, weights not read."""
-    return read_checkpoint(name_or_path).config
 
 
 def load_checkpoint(name_or_path: str | Path = DEFAULT_CHECKPOINT, device: str | torch.device = "cpu") -> Checkpoint:

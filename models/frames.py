@@ -79,7 +79,7 @@ def pick_device(requested: str = "auto") -> torch.device:
         return torch.device("cpu")
     if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise DeviceError("CUDA was requested but no CUDA device is available; use --device cpu")
+            raise DeviceError("CUDA was requested but no CUDA device is available; use --compute cpu")
         return torch.device("cuda")
     return torch.device("cpu")
 

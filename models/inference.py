@@ -21,7 +21,6 @@ from emomon.models.checkpoint import DEFAULT_CHECKPOINT, Checkpoint, load_checkp
 from emomon.models.encoders import build_speech_encoder, build_text_encoder
 from emomon.models.frames import Frames, autocast, pick_device
 from emomon.models.io import EmotionOutput, FusionInput, stack_inputs
-from emomon.models.quantize import quantize_linear_int8
 from emomon.models.speaker_baseline import SpeakerBaseline
 from emomon.models.wordtimes import token_times
 
@@ -44,15 +43,10 @@ class Prediction:
 class EmotionRecognizer:
     """Owns a fused model and its encoders on one device. Not thread-safe: give it to one thread."""
 
-    def __init__(self, checkpoint: str | Checkpoint = DEFAULT_CHECKPOINT, device: str | torch.device = "auto",
-                 int8: bool = False):
+    def __init__(self, checkpoint: str | Checkpoint = DEFAULT_CHECKPOINT, device: str | torch.device = "auto"):
         self.device = pick_device(device) if isinstance(device, str) else device
         self.ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, device=self.device)
         self.model = self.ckpt.model.to(self.device).eval()
-        if int8 and self.device.type == "cpu":
-            quantize_linear_int8(self.model)
-        #: whether the fusion members run in int8 (models/quantize.py)
-        self.int8 = bool(int8 and self.device.type == "cpu")
         self.classes = self.ckpt.classes
         self._text = self._speech = None
         self._text_loader: threading.Thread | None = None

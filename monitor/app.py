@@ -6,6 +6,7 @@ This is the library entry point behind ``emomon replay`` and ``emomon live``; th
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import os
 import signal
@@ -14,14 +15,19 @@ import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emomon.config import EmomonConfig
 from emomon.errors import ConfigError, OutputError
 from emomon.files import make_private_folder, remove_folders
-from emomon.monitor.pipeline import Session, step_names_of, summary_lines
-from emomon.monitor.sinks import (AudioSaver, CsvSink, LinePrinter, audio_folder_of, check_session_outputs,
+from emomon.monitor.sinks import (AudioSaver, CsvSink, LinePrinter, RowTimes, audio_folder_of, check_session_outputs,
                                   default_csv_path)
+from emomon.monitor.views.alerts import AlertTracker
+from emomon.progress import Activity, StatusLine
 from emomon.records import parse_speaker_names  # noqa: F401 (re-exported: emomon.monitor.app's API)
+
+if TYPE_CHECKING:
+    from emomon.monitor.pipeline import Session
 
 logger = logging.getLogger("emomon")
 
@@ -44,6 +50,7 @@ class MonitorOptions:
     dashboard: bool = False  # the Rich live view (replaces the per-utterance lines on the terminal)
     save_audio: bool = False  # keep each utterance's audio next to the CSV (off unless asked)
     audio_stream: int | None = None  # replay: which audio stream of each file (None: the first with sound)
+    start_time: dt.datetime | None = None  # replay: when the recording began (--start-time); None: its metadata's, if any
 
 
 def sample_recording() -> Path:
@@ -164,8 +171,8 @@ class _SessionOutputs:
     runs removes exactly what this created (never a file or folder that was there before), so a retry with the same
     ``--csv`` works."""
 
-    def __init__(self, csv_path: Path, *, named: bool, save_audio: bool):
-        self.csv_path, self.named, self.save_audio = csv_path, named, save_audio
+    def __init__(self, csv_path: Path, *, named: bool, save_audio: bool, times: RowTimes | None = None):
+        self.csv_path, self.named, self.save_audio, self.times = csv_path, named, save_audio, times
         self.folders: list[Path] = []
         self.csv: CsvSink | None = None
         self.audio: AudioSaver | None = None
@@ -175,7 +182,7 @@ class _SessionOutputs:
             self.folders = make_private_folder(self.csv_path.parent, exist_ok=True)
         while True:  # a session started meanwhile may take the default name: then the next free one
             try:
-                self.csv = CsvSink(self.csv_path, session_id, classes, steps)
+                self.csv = CsvSink(self.csv_path, session_id, classes, steps, times=self.times)
             except OutputError:
                 if self.named or not os.path.lexists(self.csv_path):
                     raise
@@ -202,19 +209,80 @@ class _SessionOutputs:
         remove_folders(self.folders)
 
 
-def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_sinks: list | None = None, out=None) -> int:
-    """Run a session to its end; returns the exit code (0, or 128+signal when stopped by a signal)."""
-    out = out or sys.stdout
+def _row_times(opts: MonitorOptions, sources: list, live: bool, session: Session) -> RowTimes:
+    """The session CSV's time columns (:class:`~emomon.monitor.sinks.RowTimes`): the wall clock for live and
+    ``--realtime`` (paced like live) unless ``--start-time`` is given; for a replay, its start (``--start-time``, else
+    the files' metadata) plus each row's offset, or nothing when no start is known (said once, as the session starts)."""
+    if live or (opts.realtime and opts.start_time is None):
+        return RowTimes()
+    if opts.start_time is not None:
+        start, source = opts.start_time, "--start-time"
+    else:
+        from emomon.monitor.sources import recorded_start
+
+        stated, source = recorded_start(sources)
+        start = stated.time.astimezone() if stated is not None else None  # written in this machine's zone
+    return RowTimes(wall=False, start=start, source=source, recording_end=lambda: session.stats.audio_seconds)
+
+
+class _Stdout:
+    """``sys.stdout`` as it is at each write: while the status line is up on the same terminal, it routes printed
+    lines above itself (``rich.live.Live`` swaps ``sys.stdout`` meanwhile)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def _replay_seconds(sources: list) -> float | None:
+    """The length of a replay's session clock (its first input, as ``SessionStats.audio_seconds`` counts), from the
+    file's header; None when the header does not say."""
+    from emomon.audio.decode import duration_seconds
+
+    try:
+        return duration_seconds(sources[0].path, audio_stream=sources[0].audio_stream)
+    except Exception:  # a progress bar is not worth an error: the replay reports a bad file itself
+        return None
+
+
+def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_sinks: list | None = None, out=None,
+                dashboard_console=None, status_console=None) -> int:
+    """Run a session to its end; returns the exit code (0, or 128+signal when stopped by a signal).
+
+    From its first second a status line on stderr (on a terminal only: :class:`~emomon.progress.StatusLine`) says
+    what is happening: checking, ``loading models 2/4: speech encoder``, a replay's first pass, then (per-utterance
+    lines) the replay's progress over audio time with the time left; it hands the terminal over to the dashboard,
+    or live to the lines. ``out`` takes the lines (default: stdout); ``dashboard_console`` and ``status_console``
+    replace the terminal's Rich consoles (e.g. a test's capture)."""
+    status = StatusLine(status_console)
+    status.start("checking the model and the inputs")
+    try:
+        return _run(cfg, opts, live, extra_sinks, out, dashboard_console, status)
+    finally:
+        status.stop()
+
+
+def _run(cfg: EmomonConfig, opts: MonitorOptions, live: bool, extra_sinks: list | None, out, dashboard_console,
+         status: StatusLine) -> int:
+    out = out or _Stdout()
     # Every output is checked first (creating nothing), before the checkpoint's module, the inputs and the models.
     csv_path = opts.csv or default_csv_path()
     check_session_outputs(csv_path, create_folder=opts.csv is None, save_audio=opts.save_audio)
+    # deferred, like the checkpoint's module: they import torch (1-2 s), and the status line shows before that
     from emomon.models.checkpoint import read_checkpoint_preset
+    from emomon.monitor.pipeline import Session, step_names_of, summary_lines
 
     # Validate everything cheap before loading models: checkpoint JSON, inputs.
     preset = read_checkpoint_preset(cfg.runtime.model)
     classes, steps = preset.classes, step_names_of(preset.model)
     sources = build_sources(cfg, opts, live)
     session = Session(cfg, sources, live=live)
+    status.show(session.activity)
+    if cfg.alerts.kinds:  # one tracker decides the alerts: the CSV, the lines and the dashboard get the same
+        session.alerts = AlertTracker(cfg.alerts, cfg.dashboard)
+    times = _row_times(opts, sources, live, session)
     with _SignalStop(session) as sig:
         try:
             session.load()  # model errors end the command here, before the CSV exists
@@ -228,9 +296,10 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
             sig.loading = False
             session.stop_event.set()
             session.worker.close()
+            status.stop()
             print("emomon: stopped before the session started; nothing was written", file=sys.stderr)
             return SIGNAL_EXIT[sig.received]
-        outputs = _SessionOutputs(csv_path, named=opts.csv is not None, save_audio=opts.save_audio)
+        outputs = _SessionOutputs(csv_path, named=opts.csv is not None, save_audio=opts.save_audio, times=times)
         dashboard = None
         try:
             outputs.create(session.session_id, classes, steps)
@@ -241,7 +310,10 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
             if opts.dashboard:
                 from emomon.monitor.views.dashboard import Dashboard
 
-                dashboard = Dashboard(cfg.dashboard, classes, status=_status_fn(session, Path(cfg.runtime.model).name))
+                # the final frame stays on the screen with the closing lines below it
+                dashboard = Dashboard(cfg.dashboard, classes, status=_status_fn(session, Path(cfg.runtime.model).name),
+                                      alerts=session.alerts, console=dashboard_console,
+                                      footer=lambda: closing())
                 session.sinks.append(dashboard)
             elif opts.printer:
                 session.sinks.append(LinePrinter(out))
@@ -250,6 +322,24 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
             outputs.discard()
             raise
         logger.info("session CSV: %s", csv_path)
+        if not times.wall:
+            logger.info("%s", times.note)
+
+        def closing() -> list[str]:
+            """What is printed once the session has ended (below the dashboard's final frame)."""
+            lines = [*summary_lines(session), f"  CSV: {csv_path}"]
+            if sig.received is None and not live and not session.stats.utterances and session.stats.audio_seconds > 0:
+                # else a silent "complete"
+                lines.append(f"  no speech found: {session.stats.audio_seconds:.1f} s of audio in "
+                             f"{', '.join(p.name for p in opts.files)} gave no utterance (is the speech in another "
+                             "channel or audio stream?)")
+            return lines
+
+        if dashboard is not None or live:  # the status line hands the terminal over
+            status.stop()
+        else:  # a replay's progress over audio time, with the time left, under the lines
+            total = _replay_seconds(sources)
+            status.show(lambda: Activity("replay", session.processed_seconds(), total))
         saved_handlers = logger.handlers[:]
         started = False
         try:
@@ -272,17 +362,14 @@ def run_monitor(cfg: EmomonConfig, opts: MonitorOptions, *, live: bool, extra_si
                     sink.close("session failed")
             raise
         finally:
+            status.stop()
             if dashboard is not None:
                 dashboard.stop()
             logger.handlers[:] = saved_handlers
-    for line in summary_lines(session):
+    for line in closing():
         print(line, file=sys.stderr)
-    print(f"  CSV: {csv_path}", file=sys.stderr)
     if sig.received is not None:
         return SIGNAL_EXIT[sig.received]
-    if not live and not session.stats.utterances and session.stats.audio_seconds > 0:  # else a silent "complete"
-        print(f"  no speech found: {session.stats.audio_seconds:.1f} s of audio in {', '.join(p.name for p in opts.files)} "
-              "gave no utterance (is the speech in another channel or audio stream?)", file=sys.stderr)
     failed = [src.error for src in sources if src.error]
     if failed and not live:
         from emomon.errors import InputError

@@ -51,11 +51,13 @@ class ReplayReading:
 
 
 def prepare_replay_reading(worker, sources: list, cfg: EmomonConfig, diarizer_factory: Callable | None = None,
-                           stop: threading.Event | None = None) -> ReplayReading:
+                           stop: threading.Event | None = None,
+                           on_progress: Callable[[float, float], None] | None = None) -> ReplayReading:
     """Set the worker's recognizer to read as ``cfg.replay`` says: extra speeds (``tta_speeds``) and, with
     ``baseline = "session"``, fixed whole-recording baselines from a first pass over ``sources`` (fresh FileSource
     objects, unpaced). ``diarizer_factory(stream_index)`` gives a fresh diarizer per input when the session diarizes,
-    so the speakers get the names the second pass will give them."""
+    so the speakers get the names the second pass will give them. ``on_progress(done, total)`` (seconds of audio)
+    follows the first pass, for a status line; without it, a long pass shows its own progress bar."""
     rc = cfg.replay
     if rc.tta_speeds:
         worker.call(lambda rec: rec.read_at_speeds(rc.tta_speeds)).result()
@@ -64,7 +66,8 @@ def prepare_replay_reading(worker, sources: list, cfg: EmomonConfig, diarizer_fa
     t0 = time.perf_counter()
     if whole:
         worker.keep_for_second_pass(int(rc.keep_mb * 2**20))
-        baselines = whole_recording_baselines(worker, options, speeds, sources, cfg, diarizer_factory, stop)
+        baselines = whole_recording_baselines(worker, options, speeds, sources, cfg, diarizer_factory, stop,
+                                              on_progress)
         worker.call(lambda rec: rec.use_session_baselines(baselines)).result()
     seconds = time.perf_counter() - t0 if whole else 0.0
     return ReplayReading(worker.call(lambda rec: reading_description(rec, whole)).result(), seconds)
@@ -78,12 +81,18 @@ def reading_description(rec, session_baseline: bool) -> str:
 
 
 def whole_recording_baselines(worker, options, speeds: tuple[float, ...], sources: list, cfg: EmomonConfig,
-                              diarizer_factory: Callable | None = None, stop: threading.Event | None = None) -> dict[float, SessionBaseline]:
-    """One :class:`SessionBaseline` per reading speed from every utterance in ``sources``, encoded by ``worker``."""
-    total = sum(duration_seconds(src.path) or 0.0 for src in sources)
+                              diarizer_factory: Callable | None = None, stop: threading.Event | None = None,
+                              on_progress: Callable[[float, float], None] | None = None
+                              ) -> dict[float, SessionBaseline]:
+    """One :class:`SessionBaseline` per reading speed from every utterance in ``sources``, encoded by ``worker``;
+    ``on_progress(done, total)`` is told the seconds of audio read after each chunk (the total from the headers)."""
+    total = sum(duration_seconds(src.path, audio_stream=getattr(src, "audio_stream", None)) or 0.0 for src in sources)
     first_pass = _FirstPass(worker, options, speeds, cfg, diarizer_factory)
+    if on_progress is not None:
+        on_progress(0.0, total)
+        first_pass.on_progress = lambda done: on_progress(min(done, total) if total else done, total)
     bar = progress_bar("first pass: each speaker's baseline over the whole recording (seconds of audio)", int(total)) \
-        if total > PROGRESS_SECONDS else None
+        if total > PROGRESS_SECONDS and on_progress is None else None
     first_pass.advance = bar.__enter__() if bar is not None else None
     try:
         for src in sources:
@@ -102,6 +111,7 @@ class _FirstPass:
         self.baselines = {f: SessionBaseline(options) for f in speeds}
         self.utterances = 0
         self.advance: Callable | None = None
+        self.on_progress: Callable[[float], None] | None = None
         self._seconds, self._shown = 0.0, 0
         self._counter = iter(range(1, 1 << 62))
 
@@ -138,6 +148,8 @@ class _FirstPass:
 
     def _progress(self, seconds: float) -> None:
         self._seconds += seconds
+        if self.on_progress is not None:
+            self.on_progress(self._seconds)
         if self.advance is not None and int(self._seconds) > self._shown:
             self.advance(int(self._seconds) - self._shown)
             self._shown = int(self._seconds)

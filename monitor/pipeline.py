@@ -37,6 +37,7 @@ from emomon.monitor.first_pass import AS_LIVE, prepare_replay_reading
 from emomon.monitor.sinks import Sink
 from emomon.monitor.threads import thread_plan
 from emomon.monitor.worker import InferenceWorker
+from emomon.progress import Activity
 from emomon.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, StreamNotice
 
 logger = logging.getLogger("emomon")
@@ -108,9 +109,17 @@ class Session:
         self._lock = threading.Lock()
         self._index = 0
         self.recent: collections.deque = collections.deque(maxlen=200)  # for the dashboard
+        #: the session's alert tracker (emomon.monitor.views.alerts.AlertTracker), set by the caller: it is fed every
+        #: result in order, and each alert it ends goes to every sink with an ``alert`` method
+        self.alerts = None
         self.fatal: BaseException | None = None
         self.stop_reason = ""
         self.reading = AS_LIVE
+        # what a status line reads (from its own thread) while the session starts: the models loaded so far, a
+        # replay's first pass (seconds of audio done, total), and where the delivered results have got to
+        self._loaded: set[str] = set()
+        self._first_pass: tuple[float, float] | None = None
+        self._delivered_end = 0.0
         self.diarizers = None
         if cfg.diarization.enabled:
             # the voice encoder is a model: it runs on the worker's thread, like every other
@@ -130,12 +139,19 @@ class Session:
         """A full-speed replay's first phase, after :meth:`load` and before :meth:`start`: the worker's recognizer is
         set to read as ``[replay]`` says, with baselines from a first pass over ``first_pass_sources`` (fresh sources
         of the same files; the session's own are untouched)."""
-        reading = prepare_replay_reading(self.worker, first_pass_sources, self.cfg,
-                                         self.new_diarizer if self.diarizers is not None else None, self.stop_event)
+        def progress(done: float, total: float) -> None:
+            self._first_pass = (done, total)
+
+        try:
+            reading = prepare_replay_reading(self.worker, first_pass_sources, self.cfg,
+                                             self.new_diarizer if self.diarizers is not None else None, self.stop_event,
+                                             on_progress=progress)
+        finally:
+            self._first_pass = None
         self.reading, self.stats.first_pass_seconds = reading.description, reading.first_pass_seconds
 
     def _default_recognizer(self):
-        return EmotionRecognizer(self.cfg.runtime.model, device=self.cfg.runtime.device, int8=self.cfg.runtime.cpu_int8)
+        return EmotionRecognizer(self.cfg.runtime.model, device=self.cfg.runtime.device)
 
     def next_index(self) -> int:
         with self._lock:
@@ -151,12 +167,48 @@ class Session:
         self.worker.wait_ready()
         self.asr = AsrStage(self.cfg.asr, self.worker, device=str(self.worker.recognizer.device), cpu_threads=self.threads.decoder)
         self.asr.warm_up()
+        self._loaded.add("ASR decoder")
         if self.diarizers:  # load the voice encoder now rather than on the first utterance
             next(iter(self.diarizers.values())).embedder(np.zeros(16000, np.float32))
+            self._loaded.add("voice encoder")
 
     def wait_loaded(self) -> None:
         """Block until every model is loaded (the text encoder loads beside a replay's first pass)."""
         self.worker.wait_text_encoder()
+        self._loaded.add("text encoder")
+
+    # ------------------------------------------------------------------------------------------------ progress
+    def model_steps(self) -> list[tuple[str, bool]]:
+        """The models a session loads, in the order it waits for them, and whether each is ready (read from any
+        thread: the worker builds the first two, :meth:`load` the rest; the text encoder loads beside them)."""
+        w = self.worker
+        steps = [("emotion model", w.recognizer is not None), ("speech encoder", w.ready.is_set() and w.error is None),
+                 ("ASR decoder", "ASR decoder" in self._loaded)]
+        if self.diarizers is not None:
+            steps.append(("voice encoder", "voice encoder" in self._loaded))
+        return steps + [("text encoder", "text encoder" in self._loaded)]
+
+    def activity(self) -> Activity:
+        """What the session is doing before it starts, for a status line: ``loading models 2/4: speech encoder``,
+        or a replay's first pass (seconds of audio done of the total)."""
+        first_pass = self._first_pass
+        if first_pass is not None:
+            return Activity("first pass", *first_pass)
+        steps = self.model_steps()
+        waiting = [name for name, ready in steps if not ready]
+        if not waiting:
+            return Activity("starting the session")
+        return Activity(f"loading models {len(steps) - len(waiting) + 1}/{len(steps)}: {waiting[0]}")
+
+    def processed_seconds(self) -> float:
+        """Session audio time up to which every utterance has reached the sinks (a replay's progress): all the audio
+        read so far once every utterance cut from it is delivered, else the end of the latest delivered one."""
+        s = self.stats
+        with self._lock:
+            cut = self._index
+        if s.utterances + s.unprocessed + s.dropped_utterances >= cut:
+            return s.audio_seconds
+        return min(self._delivered_end, s.audio_seconds)
 
     def start(self) -> None:
         """Load the models if that was not done yet, then start every stage."""
@@ -219,6 +271,8 @@ class Session:
                 if time.monotonic() - stop_seen > self.drain_seconds + 1.0:
                     break  # a stage is stuck in a long call: leave (threads are daemons)
         self.stats.finished_wall = time.time()
+        if self.alerts is not None and self.done.is_set():  # (not while a stuck stage may still deliver)
+            self._end_alerts()
         status = self.end_status()
         for sink in self.sinks:
             try:
@@ -367,14 +421,33 @@ class Session:
         if self.timed:  # known before the sinks, which only write it
             r = dataclasses.replace(r, latency=time.time() - r.utterance.wall_end)
         s = self.stats
+        self._delivered_end = max(self._delivered_end, r.utterance.end)
         s.utterances += 1
         s.emotion_seconds += r.emotion_seconds
         s.by_speaker.setdefault(r.utterance.speaker, collections.Counter())[r.emotion] += 1
         for sink in self.sinks:
             sink.write(r)
+        if self.alerts is not None:
+            self._give_alerts(self.alerts.add(r))
         if r.latency is not None:
             s.latencies.append(r.latency)
         self.recent.append(r)
+
+    def _give_alerts(self, alerts: list) -> None:
+        for a in alerts:
+            for sink in self.sinks:
+                give = getattr(sink, "alert", None)
+                if give is not None:
+                    give(a)
+
+    def _end_alerts(self) -> None:
+        """The session's end ends every alert still going on, before the sinks' last rows: at the end of the audio
+        when every utterance was read, else at the last one read."""
+        complete = not (self.abort.is_set() or self.stats.unprocessed or self.fatal is not None)
+        try:
+            self._give_alerts(self.alerts.close(self.stats.audio_seconds if complete else None))
+        except Exception as exc:  # e.g. the disk filled up: the rows already written stay
+            logger.debug("ending the alerts failed: %s", exc)
 
 
 def step_names_of(model: ModelConfig) -> tuple[str, ...]:

@@ -9,17 +9,21 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Callable, Protocol, TextIO
 
 from emomon.errors import OutputError
 from emomon.files import check_output_folder, check_output_path, create_private_file, output_error
-from emomon.records import Result, spreadsheet_safe
+from emomon.records import Alert, Result, Utterance, spreadsheet_safe
 
 logger = logging.getLogger("emomon")
 
 
 class Sink(Protocol):
+    """What the session hands its results to, in order. A sink may also have ``alert(a: Alert)``: the session then
+    gives it every alert once it has ended (emomon.monitor.views.alerts decides them), after the result that ended it."""
+
     def write(self, result: Result) -> None: ...
 
     def notice(self, message: str) -> None: ...
@@ -48,6 +52,51 @@ def iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
 
 
+@dataclass(frozen=True)
+class RowTimes:
+    """What the session CSV's ``start_time`` and ``end_time`` hold (README, "What gets written").
+
+    * ``wall`` (live; ``--realtime`` without ``--start-time``): the wall clock the speech was captured (or paced) at;
+      an event row (an input lost, the session's end) is stamped when it is written.
+    * a replay at full speed has no wall clock of its own: with a ``start`` (``--start-time``, or the recording's
+      own metadata), a row's times are that start plus its offsets (``start_s``, ``end_s``), and an event row's is the
+      end of what was read by then (the session's end: the end of the recording), so the rows stay in time order;
+      without one, both columns stay empty (``start_s``/``end_s`` still place every row).
+    """
+
+    wall: bool = True
+    start: dt.datetime | None = None  # aware; the zone it is written in
+    source: str = ""  # where the start came from (or why there is none), for the one-line note
+    #: the recording's end so far (seconds from its start), for the session's last row
+    recording_end: Callable[[], float] | None = field(default=None, compare=False)
+
+    def utterance(self, u: Utterance) -> tuple[str, str]:
+        """(start_time, end_time) of an utterance row."""
+        if self.wall:
+            return iso(u.wall_start), iso(u.wall_end)
+        if self.start is None:
+            return "", ""
+        return self.at(u.start), self.at(u.end)
+
+    def at(self, offset: float) -> str:
+        """The time cell ``offset`` seconds into the recording (empty without a start; the wall clock now for live)."""
+        if self.wall:
+            return iso(time.time())
+        if self.start is None:
+            return ""
+        return (self.start + dt.timedelta(seconds=max(0.0, offset))).isoformat(timespec="milliseconds")
+
+    @property
+    def note(self) -> str:
+        """One line for the user: what the time columns hold in this session."""
+        if self.wall:
+            return "start_time/end_time: the wall clock"
+        if self.start is None:
+            return (f"start_time/end_time are left empty: a replay has no wall clock of its own and {self.source} "
+                    "(--start-time 2026-03-02T09:00:00+01:00 gives one; start_s/end_s place every row)")
+        return f"start_time/end_time: the recording's start {self.start.isoformat()} (from {self.source}) plus each row's offset"
+
+
 def check_session_outputs(csv_path: Path, *, create_folder: bool, save_audio: bool) -> None:
     """Every output of a session, checked before any model loads, so that a bad ``--csv`` path costs nothing and
     leaves nothing behind: the CSV must be a new file (emomon never overwrites a session, nor writes through a
@@ -70,8 +119,12 @@ class CsvSink:
     """The session CSV: a header, then one row per utterance written and flushed as soon as it is known, so a
     killed session leaves a file that parses and holds every finished utterance."""
 
-    def __init__(self, path: Path, session_id: str, classes: tuple[str, ...], step_names: tuple[str, ...], fsync: bool = True):
+    def __init__(self, path: Path, session_id: str, classes: tuple[str, ...], step_names: tuple[str, ...], fsync: bool = True,
+                 times: RowTimes | None = None):
         self.path = Path(path)
+        self.times = times or RowTimes()
+        self._last_end = 0.0  # the latest end (s) written: an event row of a replay comes no earlier
+        self._wall_offset: float | None = None
         self.session_id = session_id
         self.classes = classes
         self.step_names = step_names
@@ -109,7 +162,7 @@ class CsvSink:
         u = r.utterance
         row = [
             _text(self.session_id), _text(u.speaker), u.stream, u.index, f"{u.start:.3f}", f"{u.end:.3f}",
-            iso(u.wall_start), iso(u.wall_end), _text(r.text), _text(r.emotion), f"{r.confidence:.4f}",
+            *self.times.utterance(u), _text(r.text), _text(r.emotion), f"{r.confidence:.4f}",
             *[f"{r.probs.get(c, 0.0):.4f}" for c in self.classes],
             *[_text(r.step_emotions.get(s, "")) for s in self.step_names],
             _text(r.language), _text(r.asr_note), int(u.cut), f"{r.asr_seconds * 1000:.0f}",
@@ -118,21 +171,45 @@ class CsvSink:
         ]
         self._row(row)
         self.rows += 1
+        self._last_end = max(self._last_end, u.end)
+        self._wall_offset = u.wall_end - u.end  # session seconds -> wall clock, for alert rows
 
-    def notice(self, message: str) -> None:
-        """An event row (input lost or back, session end): no utterance number, ``asr_note`` = ``event``."""
-        now = time.time()
+    def notice(self, message: str, *, last: bool = False) -> None:
+        """An event row (input lost or back, session end): no utterance number, ``asr_note`` = ``event``; its time
+        is :class:`RowTimes`' (``last``: the session's end, which a replay stamps at the end of the recording)."""
+        at = self._last_end
+        if last and self.times.recording_end is not None:
+            at = max(at, self.times.recording_end())
+        stamp = self.times.at(at)
         row = {c: "" for c in self.columns}
-        row.update(session_id=_text(self.session_id), start_time=iso(now), end_time=iso(now), transcript=_text(message),
+        row.update(session_id=_text(self.session_id), start_time=stamp, end_time=stamp, transcript=_text(message),
                    asr_note="event")
         self._row([row[c] for c in self.columns])
+
+    def alert(self, a: Alert) -> None:
+        """An alert row, once the alert has ended (one still going on, ``until_s`` None, is not written):
+        ``asr_note`` = ``alert``, the speaker, ``start_s``/``end_s`` = since/until, ``transcript`` = ``<kind>:
+        <detail>``; ``emomon report`` reads it back as it is."""
+        if a.until_s is None:
+            return
+        row = {c: "" for c in self.columns}
+        row.update(session_id=_text(self.session_id), speaker=_text(a.speaker), start_s=f"{a.since_s:.3f}",
+                   end_s=f"{a.until_s:.3f}", start_time=self._stamp(a.since_s), end_time=self._stamp(a.until_s),
+                   transcript=_text(f"{a.kind}: {a.detail}"), asr_note="alert")
+        self._row([row[c] for c in self.columns])
+
+    def _stamp(self, t: float) -> str:
+        """The time cell of session second ``t`` (live: the wall clock of the utterances, when one was written)."""
+        if self.times.wall and self._wall_offset is not None:
+            return iso(t + self._wall_offset)
+        return self.times.at(t)
 
     def close(self, status: str = "") -> None:
         if self._f.closed:
             return
         try:
             if status:
-                self.notice(status)
+                self.notice(status, last=True)
         finally:
             try:
                 self._f.close()
@@ -235,6 +312,16 @@ class LinePrinter:
 
     def notice(self, message: str) -> None:
         print(f"# {message}", file=self.stream, flush=True)
+
+    def alert(self, a: Alert) -> None:
+        """``# alert [01:05.0-02:10.0] Student  negative-affect: <detail>``, once the alert has ended."""
+        if a.until_s is None:
+            return
+        try:
+            print(f"# alert [{_clock(a.since_s)}-{_clock(a.until_s)}] {a.speaker:<10} {a.kind}: {a.detail}",
+                  file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.stream = open(os.devnull, "w")
 
     def close(self, status: str = "") -> None:
         pass

@@ -16,13 +16,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from emomon.audio.samples import SampleLevel
 from emomon.errors import DeviceError
 from emomon.records import SAMPLE_RATE, AudioChunk, EndOfStream
+
+if TYPE_CHECKING:
+    from emomon.audio.decode import RecordingStart
 
 logger = logging.getLogger("emomon")
 
@@ -91,6 +94,27 @@ class FileSource:
         finally:
             for info in self.streams:
                 emit(EndOfStream(info.index, self.error))
+
+
+def recorded_start(sources: list) -> tuple[RecordingStart | None, str]:
+    """When a replay's recording began, as its files' own metadata state it (:func:`emomon.audio.decode.recording_start`):
+    (start, where it was read), or (None, why there is none).
+
+    The files of one replay play side by side from the session's start, so they share one start: the one their
+    metadata state (within a second, where several state one); files that state different starts give none."""
+    from emomon.audio.decode import recording_start
+
+    files = [src.path for src in sources if isinstance(src, FileSource)]
+    stated = [(f, recording_start(f)) for f in files]
+    found = [(f, s) for f, s in stated if s is not None]
+    if not found:
+        names = ", ".join(f.name for f in files[:3]) + (" ..." if len(files) > 3 else "")
+        return None, f"{names} state{'s' if len(files) == 1 else ''} no recording time"
+    first = found[0][1]
+    if any(abs((s.time - first.time).total_seconds()) > 1.0 for _, s in found[1:]):
+        shown = "; ".join(f"{f.name}: {s.time.isoformat()}" for f, s in found[:3])
+        return None, f"the files state different recording times ({shown})"
+    return first, first.source
 
 
 # ---------------------------------------------------------------------------------------------------- devices

@@ -130,7 +130,7 @@ def test_a_name_in_both_preset_folders_is_refused(tmp_path, monkeypatch):
         load_config("x")
 
 
-RUNTIME_SECTIONS = ("asr", "segmenter", "runtime", "replay", "dashboard", "diarization")
+RUNTIME_SECTIONS = ("asr", "segmenter", "runtime", "replay", "dashboard", "alerts", "diarization")
 
 
 def test_the_default_runtime_preset_writes_out_every_runtime_setting_at_its_code_default():

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from emomon.config import DashboardConfig
+from emomon.config import AlertsConfig, DashboardConfig
+from emomon.monitor.views.alerts import AlertTracker
 from emomon.monitor.views.dashboard import Dashboard, DashboardStatus
 from emomon.monitor.views.dashboard.state import percent_shares
 from emomon.monitor.views.dashboard.style import clock, span
@@ -167,26 +168,45 @@ def test_valence_arousal_follow_the_emotions():
 
 
 def test_alert_only_after_alert_seconds_and_gone_when_affect_drops():
+    """The dashboard shows the session's alert tracker's alerts: fed as the session feeds it (the sinks, then the
+    tracker, whose ended alerts go to the sinks' ``alert``)."""
     cfg = DashboardConfig(alert_seconds=60.0, alert_threshold=0.6, va_window_s=30.0)
-    d = Dashboard(cfg, CLASSES, lambda: status())
-    d.write(result("Ann", "neutral", 0.0, 4.0, 0.9))
+    tracker = AlertTracker(AlertsConfig(kinds=("negative-affect",)), cfg)
+    d = Dashboard(cfg, CLASSES, lambda: status(), alerts=tracker)
+
+    def deliver(r):
+        d.write(r)
+        for a in tracker.add(r):
+            d.alert(a)
+
+    deliver(result("Ann", "neutral", 0.0, 4.0, 0.9))
     for k in range(12):  # angry utterances ending at 9, 14, ... 64: high since 9 s
-        d.write(result("Bob", "angry", 5.0 + 5 * k, 4.0))
+        deliver(result("Bob", "angry", 5.0 + 5 * k, 4.0))
         text = render(d)
         if k < 12 - 1:
             assert "negative affect high" not in text, k
     assert "Bob: negative affect high for 55s" not in text
-    d.write(result("Bob", "angry", 65.0, 4.0))  # ends at 69: 60 s high
+    deliver(result("Bob", "angry", 65.0, 4.0))  # ends at 69: 60 s high
     text = render(d)
     assert "Bob: negative affect high for 1m00s" in text
     assert "Ann: negative" not in text
-    # it clears once the smoothed negative affect drops below the threshold
+    # it clears once the smoothed negative affect drops below the threshold, and shows as ended
     t = 70.0
     for _ in range(4):
-        d.write(result("Bob", "happy", t, 4.0))
+        deliver(result("Bob", "happy", t, 4.0))
         t += 5.0
     text = render(d)
     assert "negative affect high" not in text
+    (ended,) = tracker.ended
+    assert (ended.speaker, ended.kind, ended.since_s) == ("Bob", "negative-affect", 9.0)
+    assert f"ended: Bob: negative affect 00:09–{clock(ended.until_s)}" in text
+
+
+def test_no_tracker_no_alert():
+    d = Dashboard(DashboardConfig(alert_seconds=0.0), CLASSES, lambda: status())
+    for k in range(5):
+        d.write(result("Bob", "angry", 5.0 * k, 4.0))
+    assert "negative affect high" not in render(d)
 
 
 # ------------------------------------------------------------------------------------------------ sizes
@@ -234,7 +254,8 @@ def test_timeline_shows_only_the_window_relative_to_session_time():
     row = next(ln for ln in render(d).splitlines() if "5m " in ln)
     cells = row.split("5m ", 1)[1]
     assert "H" in cells and "A" not in cells
-    assert cells.rstrip(" │").endswith("█")  # newest on the right
+    assert cells.count("H") == 3  # a mark per utterance in the window
+    assert cells.rstrip(" │").endswith("H")  # newest on the right
 
 
 def test_emotion_words_are_coloured_with_a_fixed_colour():
@@ -327,3 +348,179 @@ def test_tall_screen_fills_with_transcript_short_screen_keeps_fit():
             assert len(tail) > 8 and len(lines) - i - 1 - len(tail) <= 1
         else:  # the tail takes what the speaker panels leave, no more
             assert 1 <= len(tail) < 30 and len(lines) >= height - 1
+
+
+# ------------------------------------------------------------------------------------------------ confidence
+def test_an_unsure_reading_looks_different_from_a_firm_one():
+    """A 0.43 'surprise' is dim with a '?' (timeline and transcript); a 0.90 'happy' is drawn firm; the threshold is
+    [dashboard] unsure_below."""
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: status())
+    d.write(result("Ann", "happy", 2.0, 4.0, conf=0.90, text="what a lovely day"))
+    d.write(result("Ann", "surprise", 8.0, 4.0, conf=0.43, text="oh really"))
+    text = render(d, 80, 30)
+    tail = {ln.split()[-1]: ln for ln in text.splitlines() if re.match(r"\d\d:\d\d Ann", ln)}
+    assert re.search(r"surprise\? +0\.43", tail["really"]) and re.search(r"happy +0\.90", tail["day"])
+    assert "happy?" not in text
+    timeline = next(ln for ln in text.splitlines() if ln.startswith("│ 1m "))
+    assert re.search(r"H█+[·]*U\?░*", timeline), timeline  # firm: letter + blocks; unsure: letter, ?, shade
+    # the styles, not only the characters: the unsure word is dim, the firm one bold
+    console = Console(file=io.StringIO(), width=80, height=30, color_system="standard", force_terminal=True)
+    lines = console.render_lines(d, console.options.update(height=30), pad=False)
+    styles = {}
+    for line in lines:
+        for seg in line:
+            if seg.text.strip() in ("surprise?", "happy"):
+                styles[seg.text.strip()] = seg.style
+    assert styles["surprise?"].dim and not styles["happy"].dim and styles["happy"].bold
+    # a lower threshold makes the same reading firm
+    firm = Dashboard(DashboardConfig(unsure_below=0.4), CLASSES, lambda: status())
+    firm.write(result("Ann", "surprise", 8.0, 4.0, conf=0.43, text="oh really"))
+    assert "surprise?" not in render(firm, 80, 30) and "U?" not in render(firm, 80, 30)
+
+
+def test_unsure_below_is_a_bounded_dashboard_setting(tmp_path):
+    from emomon.config import load_config
+    from emomon.errors import ConfigError
+
+    assert load_config("default").dashboard.unsure_below == 0.5
+    preset = tmp_path / "p.toml"
+    preset.write_text('extends = "default"\n[dashboard]\nunsure_below = 0.65\n')
+    assert load_config(preset).dashboard.unsure_below == 0.65
+    preset.write_text('extends = "default"\n[dashboard]\nunsure_below = 1.5\n')
+    with pytest.raises(ConfigError, match="unsure_below"):
+        load_config(preset)
+
+
+def test_every_utterance_has_its_mark_while_the_session_is_shorter_than_the_window():
+    """The timeline spans the session so far (at least a minute), so the sample's eleven utterances, each with its
+    own letter, fit an 80-column panel; past timeline_minutes it scrolls."""
+    d = Dashboard(DashboardConfig(timeline_minutes=5), CLASSES, lambda: status())
+    spans = [(0.8, 4.3), (5.5, 9.1), (10.1, 13.5), (14.7, 19.1), (20.0, 23.5), (24.8, 28.5), (29.5, 31.2),
+             (31.5, 32.8), (34.1, 37.6), (38.6, 41.4), (42.6, 47.3)]
+    for k, (a, b) in enumerate(spans):
+        d.write(result("S1", "sad" if k % 3 else "happy", a, b - a, conf=0.8))
+    for size in ((80, 30), (160, 40)):
+        row = next(ln for ln in render(d, *size).splitlines() if ln.startswith("│ 1m "))
+        cells = row[len("│ 1m "):]
+        assert sum(cells.count(sym) for sym in "HS") == len(spans), row
+    d.write(result("S1", "happy", 600.0, 3.0))
+    row = next(ln for ln in render(d, 80, 30).splitlines() if ln.startswith("│ 5m "))
+    assert row.count("S") == 0 and row.count("H") == 1  # only the window's last 5 minutes
+
+
+# ------------------------------------------------------------------------------------------------ final frame
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+ALT_SCREEN_OFF = "\x1b[?1049l"
+
+
+def final_frame(raw: str) -> list[str]:
+    """What stays on a terminal after a screen view ends: the text printed after it left the alternate screen."""
+    assert ALT_SCREEN_OFF in raw, "the view never ran on the alternate screen"
+    return ANSI.sub("", raw.rsplit(ALT_SCREEN_OFF, 1)[1]).splitlines()
+
+
+def frame_counts(lines: list[str], symbols: str = "ADFHNSU") -> dict[str, tuple[int, int]]:
+    """Per speaker panel: (the utterance count in its title, the marks in its timeline)."""
+    out = {}
+    for k, ln in enumerate(lines):
+        m = re.match(r"╭─\s+(?P<name>\S.*?)\s{2}[a-z]+\??\s+\d\.\d\d\s+(?P<n>\d+) utt", ln)
+        if m:
+            cells = lines[k + 1].strip("│ ").split(" ", 1)[1]
+            out[m.group("name")] = (int(m.group("n")), sum(cells.count(s) for s in symbols))
+    return out
+
+
+def test_a_screen_view_leaves_its_final_frame_with_every_result_and_room_for_the_summary():
+    """The results delivered just before the end (no repaint since) are in the final frame, which stays on the normal
+    screen, ``footer`` rows short of the terminal so the caller's summary fits below it."""
+    out = io.StringIO()
+    console = Console(file=out, width=80, height=50, force_terminal=True, color_system="standard")
+    summary = ["session abc: 12 utterances from 2 speaker(s)", "  CSV: x.csv", "a long line " * 10]
+    d = Dashboard(DashboardConfig(refresh_hz=0.5), CLASSES, lambda: status(), console, footer=lambda: summary)
+    d.start()
+    time.sleep(0.2)  # the first paint: no result yet
+    for k in range(40):  # a burst right before the end: no repaint shows these
+        d.write(result(f"S{k % 2 + 1}", "happy" if k % 2 else "sad", 1.0 + 4 * k, 3.0, conf=0.9 if k % 3 else 0.3,
+                       text=f"line {k}"))
+    d.close("session complete: 40 utterances")
+    lines = final_frame(out.getvalue())
+    assert frame_counts(lines) == {"S1": (20, 20), "S2": (20, 20)}
+    assert "session complete: 40 utterances" in "\n".join(lines) and " ended" in lines[0]
+    assert lines[-1].endswith("line 39")
+    assert len(lines) == 50 - (1 + 1 + 2) - 1  # the summary's rows (the long line wraps to 2) and the prompt's
+    d.stop()  # idempotent: no second frame
+    assert out.getvalue().count(ALT_SCREEN_OFF) == 1 and len(final_frame(out.getvalue())) == len(lines)
+
+
+def test_close_takes_the_sessions_end_line():
+    """The pipeline closes every sink with the session's end line (``sink.close(status)``)."""
+    d = Dashboard(DashboardConfig(), CLASSES, lambda: status())
+    d.write(result("Ann", "happy", 1.0))
+    d.close("session stopped (SIGINT) after 1 utterances")
+    assert "session stopped (SIGINT) after 1 utterances" in render(d)
+
+
+# ------------------------------------------------------------------------------------------------ a real replay
+def _csv_rows(path):
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f) if r["utterance"]]
+
+
+def _replay_with_dashboard(tmp_path, files, **opts):
+    """``emomon replay FILES --dashboard`` in-process, the dashboard on a captured 80x60 terminal: (final frame,
+    CSV rows)."""
+    from emomon.config import load_config
+    from emomon.monitor.app import MonitorOptions, run_monitor
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=80, height=60, color_system="standard")
+    csv_path = tmp_path / "session.csv"
+    code = run_monitor(load_config("default"), MonitorOptions(files=files, csv=csv_path, dashboard=True, **opts),
+                       live=False, dashboard_console=console)
+    assert code == 0
+    return final_frame(out.getvalue()), _csv_rows(csv_path)
+
+
+def _check_frame_against_csv(lines: list[str], rows: list[dict]) -> None:
+    import collections
+
+    from emomon.monitor.views.dashboard.style import clock
+
+    per_speaker = collections.Counter(r["speaker"] for r in rows)
+    counts = frame_counts(lines)
+    # every utterance of the CSV: counted under its speaker, and a mark of its own in that speaker's timeline
+    assert {name: n for name, (n, _) in counts.items()} == dict(per_speaker), (counts, per_speaker)
+    assert {name: marks for name, (_, marks) in counts.items()} == dict(per_speaker), "\n".join(lines)
+    # and a transcript line each (the terminal is tall enough), unsure exactly when the CSV's confidence says so
+    text = "\n".join(lines)
+    for r in rows:
+        conf = float(r["confidence"])
+        mark = "?" if conf < 0.5 else ""
+        want = rf"{clock(float(r['start_s']))} {re.escape(r['speaker'])} +{r['emotion']}{re.escape(mark)} +{conf:.2f}"
+        assert re.search(want, text), (want, text)
+    assert "session complete" in text
+
+
+def test_replay_dashboard_final_frame_matches_the_csv_one_speaker(tmp_path):
+    from emomon.monitor.app import sample_recording
+
+    lines, rows = _replay_with_dashboard(tmp_path, [sample_recording()])
+    assert len(rows) >= 8
+    _check_frame_against_csv(lines, rows)
+
+
+def test_replay_dashboard_final_frame_matches_the_csv_two_speakers(tmp_path):
+    """A stereo call (--split-channels): the sample's first half on the left, its second half on the right."""
+    from emomon.audio.decode import load_audio
+    from emomon.monitor.app import sample_recording
+    from emomon.training.data.synth import write_wav
+
+    audio = load_audio(sample_recording())
+    cut = int(24.2 * 16000)
+    stereo = np.zeros((len(audio), 2), np.float32)
+    stereo[:cut, 0], stereo[cut:, 1] = audio[:cut], audio[cut:]
+    lines, rows = _replay_with_dashboard(tmp_path, [write_wav(tmp_path / "call.wav", stereo)], split_channels=True)
+    assert len({r["speaker"] for r in rows}) == 2 and len(rows) >= 8
+    _check_frame_against_csv(lines, rows)

@@ -273,16 +273,24 @@ def test_lane_runs_one_collection_per_emotion():
     from emomon.monitor.views.report.figure import BINS, lane_runs
     from emomon.monitor.views.report.reading import Row
 
-    def row(a, b, e):
-        return Row("s", "A", a, b, "", "", "", e, None)
+    def row(a, b, e, conf=None):
+        return Row("s", "A", a, b, "", "", "", e, conf)
 
     runs = lane_runs([row(0, 1, "happy"), row(1, 2, "happy"), row(2.5, 3, "happy"), row(3, 4, "sad")], 10.0)
-    assert runs == {"happy": [(0, 2), (2.5, 0.5)], "sad": [(3, 1)]}
-    many = [row(i * 0.5, i * 0.5 + 0.4, ("happy", "sad", "angry")[(i // 7) % 3]) for i in range(20_000)]
-    runs = lane_runs(many, 10_000.0)
-    assert set(runs) == {"happy", "sad", "angry"} and sum(map(len, runs.values())) <= BINS
+    assert runs == {("happy", False): [(0, 2), (2.5, 0.5)], ("sad", False): [(3, 1)]}
+    # an unsure reading (confidence below the threshold) is a run of its own; no confidence is not unsure
+    runs = lane_runs([row(0, 1, "happy", 0.9), row(1, 2, "happy", 0.3), row(2, 3, "happy"), row(3, 4, "sad", 0.49)],
+                     10.0, unsure_below=0.5)
+    assert runs == {("happy", False): [(0, 1), (2, 1)], ("happy", True): [(1, 1)], ("sad", True): [(3, 1)]}
+    many = [row(i * 0.5, i * 0.5 + 0.4, ("happy", "sad", "angry")[(i // 7) % 3], 0.3 if i < 10_000 else 0.8)
+            for i in range(20_000)]
+    runs = lane_runs(many, 10_000.0, unsure_below=0.5)
+    assert {e for e, _ in runs} == {"happy", "sad", "angry"} and sum(map(len, runs.values())) <= BINS
     covered = sum(w for r in runs.values() for _, w in r)
     assert 9_000 < covered <= 10_000.0 + 1e-6  # the bins with speech, at pixel resolution
+    unsure = sum(w for (_, u), r in runs.items() if u for _, w in r)
+    assert 4_900 < unsure < 5_100  # the first half of the session was unsure
+    assert all(a >= 4_990 for (_, u), r in runs.items() if not u for a, _ in r)
 
 
 def write_big_csv(path: Path, n: int, speakers: int = 4) -> Path:

@@ -48,28 +48,19 @@ class AffectPoint:
 
 
 class AffectTracker:
-    """Per-speaker smoothed valence/arousal over a sliding window, and a sustained-negative-affect alert.
+    """Per-speaker smoothed valence/arousal/negative affect over a sliding window: the duration-weighted mean of the
+    utterances that ended in the last ``window_s`` seconds. (The alerts that watch these readings, sustained negative
+    affect among them, are decided by :mod:`emomon.monitor.views.alerts`.)"""
 
-    The smoothed value is the duration-weighted mean of the utterances that ended in the last ``window_s`` seconds.
-    The alert fires when the smoothed negative affect has stayed above ``threshold`` for at least ``alert_s``
-    seconds of session time (measured between utterance ends), and clears when it drops below.
-    """
-
-    def __init__(self, window_s: float = 30.0, threshold: float = 0.6, alert_s: float = 60.0):
-        self.window_s, self.threshold, self.alert_s = window_s, threshold, alert_s
+    def __init__(self, window_s: float = 30.0):
+        self.window_s = window_s
         self.points: deque[AffectPoint] = deque()
-        self.high_since: float | None = None
 
     def add(self, t: float, probs: dict[str, float], duration: float = 1.0) -> None:
         v, a = valence_arousal(probs)
         self.points.append(AffectPoint(t, v, a, negative_affect(probs), max(duration, 1e-3)))
         while self.points and self.points[0].time < t - self.window_s:
             self.points.popleft()
-        neg = self.smoothed()[2]
-        if neg >= self.threshold:
-            self.high_since = t if self.high_since is None else self.high_since
-        else:
-            self.high_since = None
 
     def smoothed(self) -> tuple[float, float, float]:
         """(valence, arousal, negative affect) over the window; zeros before any utterance."""
@@ -79,10 +70,3 @@ class AffectTracker:
         return (sum(p.valence * p.duration for p in self.points) / w,
                 sum(p.arousal * p.duration for p in self.points) / w,
                 sum(p.negative * p.duration for p in self.points) / w)
-
-    def alert(self, now: float) -> float | None:
-        """Seconds the negative affect has been high, when that is at least ``alert_s``; else None."""
-        if self.high_since is None or not self.points:
-            return None
-        held = max(now, self.points[-1].time) - self.high_since
-        return held if held >= self.alert_s else None

@@ -271,8 +271,6 @@ class RuntimeConfig:
     max_pending_utterances: int = _opt(64, lo=1, hi=10000, doc="live: utterances waiting for ASR before the oldest is dropped")
     chunk_ms: int = _opt(30, lo=10, hi=2000, doc="audio block size from devices and real-time replays (fast replays read 0.5 s)")
     threads: int = _opt(0, lo=0, hi=256, doc="cores the session computes on (0 = all available): PyTorch (the inference worker) gets half, CTranslate2 (the ASR decoder) the rest")
-    cpu_int8: bool = _opt(True, doc="on CPU, the fusion members' linear layers compute in int8 (labels equal on 377/377 RAVDESS "
-                                     "test utterances; less CPU and memory); false keeps float32. A GPU always keeps float")
 
 
 @dataclass(frozen=True)
@@ -304,9 +302,48 @@ class DashboardConfig:
     refresh_hz: float = _opt(4.0, lo=0.5, hi=30.0, doc="screen refreshes per second (fixed rate, never per frame)")
     timeline_minutes: float = _opt(5.0, lo=0.5, hi=120.0, doc="length of each speaker's rolling timeline")
     transcript_lines: int = _opt(30, lo=0, hi=200, doc="most lines of transcript tail shown (fewer when the screen is short)")
+    unsure_below: float = _opt(0.5, lo=0.0, hi=1.0,
+                               doc="a reading whose confidence (its top class probability) is below this is unsure: "
+                                   "the dashboard draws it dim with a '?' (the report uses the same key)")
     va_window_s: float = _opt(30.0, lo=1.0, hi=3600.0, doc="valence/arousal smoothing window (session seconds)")
-    alert_threshold: float = _opt(0.6, lo=0.0, hi=1.0, doc="smoothed negative-affect share that counts as high")
-    alert_seconds: float = _opt(60.0, lo=0.0, hi=36000.0, doc="how long it must stay high before the alert line shows")
+    alert_threshold: float = _opt(0.6, lo=0.0, hi=1.0,
+                                  doc="the negative-affect alert ([alerts]): smoothed negative-affect share that counts as high")
+    alert_seconds: float = _opt(60.0, lo=0.0, hi=36000.0,
+                                doc="the negative-affect alert: how long it must stay high before the alert starts")
+
+
+#: The kinds of alert (:mod:`emomon.monitor.views.alerts`), as the CSV's alert rows and ``[alerts] kinds`` name them.
+ALERT_KINDS = ("negative-affect", "rising-arousal", "silence", "falling-valence")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Alerts about one speaker that last (:mod:`emomon.monitor.views.alerts`): the dashboard shows them while they
+    last, the session CSV keeps each one as an alert row once it has ended, and ``emomon report`` lists and marks them.
+    Readings are per speaker, on session time (utterance ends), smoothed over ``[dashboard] va_window_s`` (what the
+    dashboard shows); the sustained negative-affect alert's settings are ``[dashboard] alert_threshold`` and
+    ``alert_seconds``."""
+
+    kinds: tuple[str, ...] = _opt(ALERT_KINDS, choices=ALERT_KINDS, doc="the alerts that are on ([] = none)")
+    rise: float = _opt(0.4, lo=0.01, hi=2.0,
+                       doc="rising-arousal (escalation): smoothed arousal (-1..1) up by more than this from its lowest "
+                           "point of the last rise_minutes; it ends when arousal is back below that point + rise/2")
+    rise_minutes: float = _opt(2.0, lo=0.05, hi=120.0, doc="rising-arousal: the time the rise must happen within")
+    silence_seconds: float = _opt(60.0, lo=1.0, hi=36000.0,
+                                  doc="silence: a speaker who was talking says nothing for this long while the session "
+                                      "goes on (another speaker's utterance, or the session's end, shows it)")
+    silence_after: int = _opt(3, lo=1, hi=100000,
+                              doc="silence: utterances a speaker must have said (since the start, or since their last "
+                                  "silence) to count as talking")
+    falling_drop: float = _opt(0.4, lo=0.05, hi=2.0,
+                               doc="falling-valence: the least-squares line through the speaker's utterance valences "
+                                   "(-1..1) falls by at least this from their first utterance to their latest (a slope "
+                                   "times the time spanned); it ends when the fall is under half of this, and the trend "
+                                   "starts again from there")
+    falling_min_utterances: int = _opt(8, lo=3, hi=100000,
+                                       doc="falling-valence: utterances the trend needs before it can count")
+    falling_min_minutes: float = _opt(2.0, lo=0.0, hi=1440.0,
+                                      doc="falling-valence: session minutes the trend's utterances must span")
 
 
 @dataclass(frozen=True)
@@ -334,6 +371,7 @@ class EmomonConfig:
     runtime: RuntimeConfig = RuntimeConfig()
     replay: ReplayConfig = ReplayConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    alerts: AlertsConfig = AlertsConfig()
     diarization: DiarizationConfig = DiarizationConfig()
     base_dir: str = _opt("", doc="(set by the loader) directory relative paths in the preset are resolved against")
 

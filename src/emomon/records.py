@@ -19,7 +19,9 @@ class AudioChunk:
     """A block of 16 kHz mono float32 audio from one input stream (one speaker channel).
 
     ``start`` is the stream position of the first sample in samples since the session started; ``wall_time`` is the
-    ``time.time()`` at which that first sample was captured (live) or would have been (replay).
+    ``time.time()`` at which that first sample was captured (live), or would have been had the file played from the
+    session's start (replay): a pacing and latency clock, not when a recording was made (the session CSV's time
+    columns are :class:`emomon.monitor.sinks.RowTimes`').
     """
 
     stream: int
@@ -51,7 +53,9 @@ class Utterance:
     """One stretch of speech cut by the segmenter.
 
     ``audio`` holds the speech plus a little padding (pre-roll and tail) for the ASR; ``start``/``end`` are the
-    voiced span in seconds since the session started, ``wall_start``/``wall_end`` the same as ``time.time()`` values.
+    voiced span in seconds since the session started, ``wall_start``/``wall_end`` the same as ``time.time()`` values
+    on the chunks' clock (:attr:`AudioChunk.wall_time`: the capture time live; for a replay, the session start plus the
+    offset, which only ``--realtime`` makes a real time).
     ``closed_at`` is the monotonic time at which the segmenter decided the utterance had ended (for latency).
     """
 
@@ -114,6 +118,22 @@ class Result:
     #: by the session just before the sinks, and only when the audio is live or paced in real time (else None).
     latency: float | None = None
     words: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something about one speaker that lasted: sustained negative affect, rising arousal, a long silence, a valence
+    that keeps falling (:mod:`emomon.monitor.views.alerts` decides; ``kind`` names which).
+
+    ``since_s``/``until_s`` are session seconds, to the millisecond (as the CSV writes them); ``until_s`` is None
+    while the alert is still going on (what the dashboard shows), set once it has ended (what the sinks receive, the
+    CSV keeps and the report reads back). ``detail`` is one line of plain text."""
+
+    speaker: str
+    kind: str
+    since_s: float
+    until_s: float | None
+    detail: str = ""
 
 
 # ------------------------------------------------------------------------------------------ spreadsheet-safe cells

@@ -21,9 +21,22 @@ from rich.table import Table
 from rich.text import Text
 
 from emomon.config import DashboardConfig
+from emomon.monitor.views.alerts import NEGATIVE, SILENCE, TITLES
 from emomon.monitor.views.dashboard.speaker import SpeakerBlocks
 from emomon.monitor.views.dashboard.state import DashboardStatus, Snapshot
 from emomon.monitor.views.dashboard.style import MAX_NAME, Palette, clock, span
+from emomon.records import Alert
+
+
+def _going_on(a: Alert, now: float) -> str:
+    """What an alert going on says: ``negative affect high for 2m10s``, ``silent for 1m30s`` ..."""
+    held = span(max(0.0, now - a.since_s))
+    if a.kind == NEGATIVE:
+        return f"negative affect high for {held}"
+    if a.kind == SILENCE:
+        return f"silent for {held}"
+    return f"{TITLES.get(a.kind, a.kind)} since {clock(a.since_s)}: {a.detail}"
+
 
 _PANEL_MIN_WIDTH = 48  # narrower columns leave the timeline too few cells
 _GAP = 2  # columns between side-by-side speaker panels
@@ -41,7 +54,7 @@ class DashboardLayout:
         """The whole screen; ``measure`` gives a renderable's height in lines at ``width``."""
         header = self.header(snap, width)
         alerts = self.alerts(snap, max(1, height // 8))
-        legend = self.legend(width)
+        legend = self.legend(width, snap.now)
         fixed = len(header) + len(alerts) + 1
         want_t = min(int(self.cfg.transcript_lines), len(snap.transcript))
         reserve_t = (1 + min(want_t, 3)) if want_t else 0
@@ -98,6 +111,9 @@ class DashboardLayout:
     def _problems(snap: Snapshot) -> Text:
         st = snap.status
         problems = Text(no_wrap=True, overflow="ellipsis")
+        if snap.end_status:  # the final frame says how the session ended
+            problems.append(f" {snap.end_status} ", style="bold")
+            problems.append(" ")
         if st.dropped_audio_s > 0 or st.dropped_utterances > 0:
             problems.append(
                 f" dropped {st.dropped_audio_s:.1f}s audio, {st.dropped_utterances} utterance"
@@ -114,34 +130,44 @@ class DashboardLayout:
 
     @staticmethod
     def alerts(snap: Snapshot, max_lines: int) -> list[Text]:
-        alerts = [(v.name, v.alert) for v in snap.speakers if v.alert is not None]
-        if not alerts or max_lines <= 0:
+        """One line per alert going on (``Bob: negative affect high for 2m10s``), then one dim line naming the
+        latest that ended; past ``max_lines``, the last line counts the rest."""
+        if max_lines <= 0:
             return []
         texts = []
-        for name, held in alerts:
+        order = {k: i for i, k in enumerate(TITLES)}  # the most pressing kinds first: negative affect, rising arousal ...
+        for a in sorted(snap.alerts, key=lambda a: (order.get(a.kind, len(order)), a.since_s)):
             t = Text(no_wrap=True, overflow="ellipsis")
             t.append(" ! ", style="bold white on red")
-            t.append(f" {name}: negative affect high for {span(held)}", style="bold red")
+            t.append(f" {a.speaker}: {_going_on(a, snap.now)}", style="bold red")
             texts.append(t)
-        if len(texts) > max_lines:  # join the rest on the last line
-            rest = "; ".join(f"{n}: {span(h)}" for n, h in alerts[max_lines - 1:])
+        if len(texts) > max_lines:  # the rest as a count on the last line
             last = Text(no_wrap=True, overflow="ellipsis")
             last.append(" ! ", style="bold white on red")
-            last.append(f" negative affect high: {rest}", style="bold red")
+            last.append(f" +{len(texts) - max_lines + 1} more alerts going on", style="bold red")
             texts = texts[:max_lines - 1] + [last]
+        if snap.ended and len(texts) < max_lines:
+            a = snap.ended[-1]
+            more = f" (+{len(snap.ended) - 1} earlier)" if len(snap.ended) > 1 else ""
+            texts.append(Text(f" ended: {a.speaker}: {TITLES.get(a.kind, a.kind)} {clock(a.since_s)}–"
+                              f"{clock(a.until_s or a.since_s)}{more}", style="dim", no_wrap=True, overflow="ellipsis"))
         return texts
 
-    def legend(self, width: int) -> Text:
+    def legend(self, width: int, now: float | None = None) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
         gap = "  " if width >= 90 else " "
-        t.append("key" + gap, style="dim")
+        if width >= 90:
+            t.append("key" + gap, style="dim")
         for c in self.palette.classes:
             t.append(self.palette.symbols[c], style=self.palette.cell_style(c))
             t.append(" ")
             t.append(c, style=self.palette.emotion_style(c))
             t.append(gap)
         t.append("· silence", style="dim")
-        tail = f"{gap}timelines: last {self.blocks.window_label()}, newest right"
+        t.append(gap)
+        t.append("?", style="dim")
+        t.append(f" unsure (<{self.cfg.unsure_below:.2f})" if width >= 90 else " unsure", style="dim")
+        tail = f"{gap}timelines: last {self.blocks.window_label(now)}, newest right"
         if t.cell_len + len(tail) <= width:
             t.append(tail, style="dim")
         return t
@@ -200,7 +226,7 @@ class DashboardLayout:
             t.append(" ")
             t.append(x.speaker[:name_w].ljust(name_w), style="bold")
             t.append(" ")
-            t.append_text(self.palette.word(x.emotion, pad=8))
+            t.append_text(self.palette.word(x.emotion, pad=9, unsure=self.blocks.unsure(x.confidence)))
             t.append(f" {x.confidence:.2f}  ", style="dim")
             if x.text:
                 t.append(x.text)

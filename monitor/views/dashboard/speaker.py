@@ -1,11 +1,16 @@
 """One speaker's block on the dashboard, in every form the layout may pick: a bordered panel (5 lines, or one share
 bar per class when tall) or a borderless block of 3, 2 or 1 lines.
 
-A block shows the current emotion (colour + word + confidence), a rolling timeline of the last ``timeline_minutes``
-(one cell per time slice, coloured by the emotion that covers most of it; a run of one emotion starts with its
-letter, so the timeline reads without colour too; ``·`` is silence), the share of each emotion so far, and the
-smoothed valence/arousal on Russell's circumplex as numbers plus two centre-zero bars, with the smoothed
-negative-affect share that drives the alert.
+A block shows the current emotion (colour + word + confidence) and the speaker's utterance count, a rolling timeline
+(one cell per time slice, coloured by the emotion that covers most of it; each utterance starts with its class's
+letter, so the timeline reads without colour too and every utterance has its mark while the cells allow; ``·`` is
+silence), the share of each emotion so far, and the smoothed valence/arousal on Russell's circumplex as numbers plus
+two centre-zero bars, with the smoothed negative-affect share that drives the alert.
+
+The timeline spans the session so far (at least a minute) until the session is longer than ``timeline_minutes``,
+then the last ``timeline_minutes``. A reading whose confidence (top class probability) is below ``unsure_below`` is
+*unsure*: dim, its letter followed by ``?`` and its cells shaded ``░`` instead of ``█`` (and ``surprise?`` in
+words), so a guess never looks like a firm reading.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ class Fit:
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions):
         return Measurement(1, options.max_width)
+
+
+#: The shortest span a timeline covers (seconds): a session's first minute is not stretched over the whole width.
+MIN_SPAN_S = 60.0
 
 
 def _mood(v: float, a: float) -> str:
@@ -69,41 +78,66 @@ class SpeakerBlocks:
     def __init__(self, cfg: DashboardConfig, palette: Palette, window_s: float):
         self.cfg, self.palette, self.window_s = cfg, palette, window_s
 
-    def window_label(self) -> str:
-        s = self.window_s
-        return f"{s / 60:g}m" if s >= 60 else f"{s:g}s"
+    def span_s(self, now: float) -> float:
+        """Seconds a timeline covers at session time ``now``: the session so far (at least :data:`MIN_SPAN_S`),
+        at most ``timeline_minutes``."""
+        return min(self.window_s, max(now, MIN_SPAN_S))
+
+    def window_label(self, now: float | None = None) -> str:
+        s = self.window_s if now is None else self.span_s(now)
+        if s >= 60 and int(s) % 60 == 0:
+            return f"{int(s) // 60}m"
+        return span(s)
+
+    def unsure(self, confidence: float) -> bool:
+        """A reading the model is unsure of (top class probability below ``unsure_below``)."""
+        return confidence < self.cfg.unsure_below
 
     # ------------------------------------------------------------------------------------------- lines
     def timeline(self, view: SpeakerView, now: float, cells: int) -> Text:
+        """One cell per time slice over :meth:`span_s`, newest right. Each cell is coloured by the utterance covering
+        most of it; each utterance's first free cell holds its class's letter (a mark per utterance while the cells
+        allow), followed by ``?`` when the reading is unsure; ``·`` is silence, blank is before the session began."""
         cells = max(1, cells)
-        t0 = now - self.window_s
-        dt = self.window_s / cells
-        best: list[tuple[float, str] | None] = [None] * cells
-        for start, end, emotion in view.timeline:
-            if end <= t0 or start >= now + 1e-9:
-                continue
+        width = self.span_s(now)
+        t0 = now - width
+        dt = width / cells
+        items = [x for x in view.timeline if x[1] > t0 and x[0] < now + 1e-9]
+        best: list[tuple[float, int] | None] = [None] * cells  # (overlap, utterance) per cell
+        marks: dict[int, int] = {}  # cell -> the utterance whose letter it holds
+        query: dict[int, int] = {}  # cell -> the unsure utterance whose "?" it holds
+        for k, (start, end, _emotion, confidence) in enumerate(items):
             i0 = max(0, int((start - t0) // dt))
-            i1 = min(cells - 1, int((end - 1e-9 - t0) // dt))
-            for i in range(i0, max(i0, i1) + 1):
+            i1 = max(i0, min(cells - 1, int((end - 1e-9 - t0) // dt)))
+            for i in range(i0, i1 + 1):
                 lo, hi = t0 + i * dt, t0 + (i + 1) * dt
-                ov = min(hi, end) - max(lo, start)
-                ov = max(ov, 1e-6)  # a very short utterance still marks its slice
+                ov = max(min(hi, end) - max(lo, start), 1e-6)  # a very short utterance still marks its slice
                 if best[i] is None or ov > best[i][0]:
-                    best[i] = (ov, emotion)
+                    best[i] = (ov, k)
+            free = [i for i in range(i0, i1 + 1) if i not in marks]
+            if free:
+                marks[free[0]] = k
+                query.pop(free[0], None)
+                if self.unsure(confidence) and len(free) > 1:
+                    query[free[1]] = k
         out = Text(no_wrap=True, overflow="crop")
-        prev = None
         for i, b in enumerate(best):
-            if b is None:
+            if i in marks:
+                _, _, emotion, confidence = items[marks[i]]
+                sure = not self.unsure(confidence)
+                out.append(self.palette.symbols.get(emotion, "?"),
+                           style=self.palette.cell_style(emotion) if sure else self.palette.unsure_style(emotion))
+            elif i in query and i not in marks:
+                out.append("?", style=self.palette.unsure_style(items[query[i]][2]))
+            elif b is None:
                 before_start = t0 + (i + 1) * dt <= 0.0
                 out.append(" " if before_start else "·", style="dim")
-                prev = None
-                continue
-            emotion = b[1]
-            if emotion != prev:
-                out.append(self.palette.symbols.get(emotion, "?"), style=self.palette.cell_style(emotion))
             else:
-                out.append("█", style=self.palette.colours.get(emotion, "white"))
-            prev = emotion
+                _, _, emotion, confidence = items[b[1]]
+                if self.unsure(confidence):
+                    out.append("░", style=self.palette.unsure_style(emotion))
+                else:
+                    out.append("█", style=self.palette.colours.get(emotion, "white"))
         return out
 
     def shares(self, view: SpeakerView, limit: int | None = None) -> Text:
@@ -158,7 +192,7 @@ class SpeakerBlocks:
 
     def now(self, view: SpeakerView, snap: Snapshot) -> Text:
         t = Text(no_wrap=True, overflow="ellipsis")
-        t.append_text(self.palette.word(view.emotion, view.confidence))
+        t.append_text(self.palette.word(view.emotion, view.confidence, unsure=self.unsure(view.confidence)))
         ago = snap.now - view.last_end
         t.append(f"  {view.utterances} utt", style="dim")
         if ago >= 1.0:
@@ -168,7 +202,7 @@ class SpeakerBlocks:
     # ------------------------------------------------------------------------------------------- blocks
     def panel(self, view: SpeakerView, snap: Snapshot, tall: bool = False) -> Panel:
         """A bordered block: 5 lines, or ``4 + len(classes)`` when ``tall`` (one share bar per class)."""
-        label = f"{self.window_label()} "
+        label = f"{self.window_label(snap.now)} "
         lines: list = [Fit(lambda w: Text.assemble((label, "dim"), self.timeline(view, snap.now, w - len(label)),
                                                    no_wrap=True))]
         if tall:
@@ -188,8 +222,9 @@ class SpeakerBlocks:
         timeline)."""
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(view.name[:name_w].ljust(name_w) + " ", style="bold red" if view.alert is not None else "bold")
-        head.append_text(self.palette.word(view.emotion, view.confidence, pad=8))
-        indent, label = "  ", f"{self.window_label()} "
+        head.append_text(self.palette.word(view.emotion, view.confidence, pad=9, unsure=self.unsure(view.confidence)))
+        head.append(f" {view.utterances:>3} utt", style="dim")
+        indent, label = "  ", f"{self.window_label(snap.now)} "
         if rows == 1:
             head.append(f"  V{view.valence:+.2f} A{view.arousal:+.2f} ")
 

@@ -1,4 +1,4 @@
-"""What the dashboard knows: per-speaker emotion state (timeline, counts, smoothed affect and its alert), the
+"""What the dashboard knows: per-speaker emotion state (timeline, counts, smoothed affect), the session's alerts, the
 transcript tail, input notices and the header's numbers, updated from :class:`~emomon.records.Result` records and the
 session's status callable. No Rich here: :meth:`DashboardState.snapshot` hands the layout an immutable copy.
 
@@ -19,7 +19,8 @@ from typing import Any, Callable, Mapping
 
 from emomon.config import DashboardConfig
 from emomon.monitor.views.affect import AffectTracker
-from emomon.records import Result
+from emomon.monitor.views.alerts import NEGATIVE, AlertTracker
+from emomon.records import Alert, Result
 
 
 @dataclass
@@ -77,7 +78,7 @@ class SpeakerState:
     name: str
     order: int
     tracker: AffectTracker
-    timeline: collections.deque  # (start, end, emotion)
+    timeline: collections.deque  # (start, end, emotion, confidence)
     counts: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     emotion: str = ""
     confidence: float = 0.0
@@ -97,11 +98,11 @@ class SpeakerView:
     last_end: float
     seq: int
     shares: tuple[tuple[str, int], ...]
-    timeline: tuple[tuple[float, float, str], ...]
+    timeline: tuple[tuple[float, float, str, float], ...]  # (start, end, emotion, confidence) per utterance
     valence: float
     arousal: float
     negative: float
-    alert: float | None
+    alert: float | None  # seconds the speaker's negative-affect alert has been going on, or None
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,10 @@ class Snapshot:
     notices: tuple[tuple[float, str], ...]
     notices_total: int
     closed: bool
+    #: the session's alerts going on (``until_s`` None), and the latest ended ones (newest last)
+    alerts: tuple[Alert, ...] = ()
+    ended: tuple[Alert, ...] = ()
+    end_status: str = ""  # once closed: the session's end line
 
 
 class DashboardState:
@@ -135,8 +140,11 @@ class DashboardState:
     lock; read them through :meth:`snapshot` while writes may arrive.
     """
 
-    def __init__(self, cfg: DashboardConfig, status: Callable[[], Any] | None = None):
+    def __init__(self, cfg: DashboardConfig, status: Callable[[], Any] | None = None,
+                 alerts: AlertTracker | None = None):
         self.cfg = cfg
+        self._alerts = alerts  # the session's tracker (it feeds it): the alerts going on are read from it
+        self._ended: collections.deque[Alert] = collections.deque(maxlen=20)
         self.window_s = float(cfg.timeline_minutes) * 60.0
         self._status_fn = status
         self._lock = threading.Lock()
@@ -148,6 +156,7 @@ class DashboardState:
         self._latest = 0.0
         self._seq = 0
         self._closed = False
+        self.end_status = ""
         self._t0 = time.time()
 
     def write(self, result: Result) -> None:
@@ -157,7 +166,7 @@ class DashboardState:
             if sp is None:
                 sp = SpeakerState(
                     u.speaker, len(self.speakers),
-                    AffectTracker(self.cfg.va_window_s, self.cfg.alert_threshold, self.cfg.alert_seconds),
+                    AffectTracker(self.cfg.va_window_s),
                     collections.deque(maxlen=20_000))
                 self.speakers[u.speaker] = sp
             self._seq += 1
@@ -167,7 +176,7 @@ class DashboardState:
             sp.counts[result.emotion] += 1
             sp.last_end = max(sp.last_end, u.end)
             sp.tracker.add(u.end, result.probs, u.duration)
-            sp.timeline.append((u.start, u.end, result.emotion))
+            sp.timeline.append((u.start, u.end, result.emotion, float(result.confidence)))
             self._latest = max(self._latest, u.end)
             horizon = self._latest - self.window_s
             for s in self.speakers.values():  # bounded: only the timeline window is kept
@@ -182,9 +191,11 @@ class DashboardState:
             self._notices.append((time.time() - self._t0, str(message)))
             self._notices_total += 1
 
-    def close(self) -> None:
+    def close(self, status: str = "") -> None:
+        """The session has ended; ``status`` is its end line (e.g. ``session complete: 11 utterances``)."""
         with self._lock:
             self._closed = True
+            self.end_status = str(status)
 
     def status(self) -> DashboardStatus:
         if self._status_fn is None:
@@ -194,15 +205,22 @@ class DashboardState:
         except Exception as exc:  # never let a status bug kill the refresh thread
             return DashboardStatus(elapsed=time.time() - self._t0, notice=f"status unavailable: {exc}")
 
+    def alert(self, a: Alert) -> None:
+        """An alert that has ended (the session hands each one to every sink)."""
+        with self._lock:
+            self._ended.append(a)
+
     def snapshot(self) -> Snapshot:
         status = self.status()
+        active = tuple(self._alerts.active()) if self._alerts is not None else ()
         with self._lock:
             now = max(self._latest, status.audio_seconds or 0.0)
+            negative = {a.speaker: max(0.0, now - a.since_s) for a in active if a.kind == NEGATIVE}
             views = tuple(
                 SpeakerView(
                     sp.name, sp.emotion, sp.confidence, sp.utterances, sp.last_end, sp.seq,
                     tuple(percent_shares(sp.counts)), tuple(sp.timeline), *sp.tracker.smoothed(),
-                    sp.tracker.alert(now))
+                    negative.get(sp.name))
                 for sp in sorted(self.speakers.values(), key=lambda s: s.order))
             return Snapshot(status, now, views, tuple(self.transcript), tuple(self._notices),
-                            self._notices_total, self._closed)
+                            self._notices_total, self._closed, active, tuple(self._ended), end_status=self.end_status)

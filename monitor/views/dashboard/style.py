@@ -66,11 +66,18 @@ class Palette:
     def emotion_style(self, emotion: str) -> str:
         return f"bold {self.colours.get(emotion, 'white')}"
 
-    def word(self, emotion: str, confidence: float | None = None, pad: int = 0) -> Text:
-        t = Text(emotion.ljust(pad) if pad else emotion, style=self.emotion_style(emotion))
+    def word(self, emotion: str, confidence: float | None = None, pad: int = 0, unsure: bool = False) -> Text:
+        """``happy 0.90`` in the class's colour; an unsure reading dim, with a ``?``: ``surprise? 0.43``."""
+        name = f"{emotion}?" if unsure else emotion
+        style = self.unsure_style(emotion) if unsure else self.emotion_style(emotion)
+        t = Text(name.ljust(pad) if pad else name, style=style)
         if confidence is not None:
-            t.append(f" {confidence:.2f}", style="bold")
+            t.append(f" {confidence:.2f}", style="dim" if unsure else "bold")
         return t
+
+    def unsure_style(self, emotion: str) -> str:
+        """An unsure reading: the class's colour, dim, never a filled block."""
+        return f"dim {self.colours.get(emotion, 'white')}"
 
     def cell_style(self, emotion: str) -> str:
         colour = self.colours.get(emotion, "white")

@@ -9,6 +9,11 @@ its end), their smoothed valence and arousal (Russell's circumplex,
 window) and their emotion shares (share of speaking time, utterance counts). Time axes are session time (mm:ss) and
 are shared by all panels. Colours come from :func:`~emomon.monitor.views.report.summary.color_map`.
 
+**Unsure readings** (confidence below ``[dashboard] unsure_below``) are drawn in a lighter shade of their emotion's
+colour, hatched, with a ``?`` on the ones wide enough to hold it; the legend says so. **Alerts** (the CSV's alert
+rows) shade their span in the speaker's valence/arousal panel, labelled with their kind, and show as a thin bar of
+the kind's colour under the speaker's overview lane.
+
 **Scale.** The figure's cost does not grow with the rows beyond one pass over them: each lane's utterances of one
 emotion are drawn as one collection (touching segments merged into runs); a lane of more than
 :data:`MAX_SEGMENTS` utterances is drawn at pixel resolution instead (the time axis cut into :data:`BINS` bins, each
@@ -29,13 +34,17 @@ import warnings
 import numpy as np
 
 from emomon.errors import OutputError
+from emomon.monitor.views.alerts import TITLES
 from emomon.monitor.views.report.reading import Row, Session
-from emomon.records import one_line
-from emomon.monitor.views.report.summary import (affect_series, clock, color_map, shares, smoothing_window, tick_step,
-                                                 time_range)
+from emomon.monitor.views.report.summary import (ALERT_COLORS, OTHER_ALERT_COLOR, affect_series, clock, color_map,
+                                                 is_unsure, lighter, shares, smoothing_window, tick_step, time_range)
+from emomon.records import Alert, one_line
 
 VALENCE_COLOR = "#222222"
 AROUSAL_COLOR = "#d9480f"
+#: Unsure readings' hatch, and the most "?" marks one strip gets.
+UNSURE_HATCH = "////"
+MAX_MARKS = 400
 
 WIDTH_PX, HEADER_PX, SPEAKER_PX, DPI = 1600, 300, 260, 100
 #: Columns in pixels: time panels from LEFT, MAIN_W wide; share bars from RIGHT_X, RIGHT_W wide.
@@ -51,11 +60,12 @@ def figure_size_px(n_speakers: int) -> tuple[int, int]:
     return WIDTH_PX, HEADER_PX + SPEAKER_PX * min(MAX_SPEAKERS, max(0, n_speakers))
 
 
-def render_png(session: Session) -> bytes:
-    """The session figure as PNG bytes (see the module docstring for its layout)."""
+def render_png(session: Session, unsure_below: float = 0.0) -> bytes:
+    """The session figure as PNG bytes (see the module docstring for its layout); readings with a confidence below
+    ``unsure_below`` are drawn as unsure."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # e.g. "Glyph ... missing from font": a box is drawn instead
-        drawing = _Drawing(session, _matplotlib())
+        drawing = _Drawing(session, _matplotlib(), unsure_below)
         drawing.title()
         if not session.rows:
             drawing.empty()
@@ -91,35 +101,42 @@ def drawn_emotions(session: Session) -> list[str]:
     return [e for e in emotions if e in keep]
 
 
-def lane_runs(rows: list[Row], span: float) -> dict[str, list[tuple[float, float]]]:
-    """emotion -> its (start, width) runs in one lane, for one ``broken_barh`` each: every utterance (at least
-    span/2000 wide), touching ones merged; more than :data:`MAX_SEGMENTS` utterances: :data:`BINS` time bins, each
-    given to the emotion with the most speech in it, runs of one emotion merged."""
+def lane_runs(rows: list[Row], span: float, unsure_below: float = 0.0) -> dict[tuple[str, bool], list[tuple[float, float]]]:
+    """(emotion, unsure) -> its (start, width) runs in one lane, for one ``broken_barh`` each: every utterance (at
+    least span/2000 wide), touching ones merged; more than :data:`MAX_SEGMENTS` utterances: :data:`BINS` time bins,
+    each given to the emotion with the most speech in it (unsure when most of that emotion's speech there is),
+    runs merged. ``unsure``: the confidence is below ``unsure_below`` (:func:`is_unsure`)."""
     min_w = span / 2000
     if len(rows) <= MAX_SEGMENTS:
-        spans: dict[str, list[tuple[float, float]]] = {}
+        spans: dict[tuple[str, bool], list[tuple[float, float]]] = {}
         for r in rows:
-            spans.setdefault(r.emotion, []).append((r.start, r.start + max(r.duration, min_w)))
-        return {e: _merge(sorted(segs)) for e, segs in spans.items()}
+            spans.setdefault((r.emotion, is_unsure(r, unsure_below)), []).append(
+                (r.start, r.start + max(r.duration, min_w)))
+        return {key: _merge(sorted(segs)) for key, segs in spans.items()}
     edges = np.linspace(0.0, span, BINS + 1)
     emotions = list(dict.fromkeys(r.emotion for r in rows))
-    cover = np.zeros((len(emotions), BINS))
+    cover = np.zeros((len(emotions), 2, BINS))  # [emotion, unsure]
     index = {e: k for k, e in enumerate(emotions)}
     which = np.fromiter((index[r.emotion] for r in rows), dtype=np.int64, count=len(rows))
+    unsure = np.fromiter((is_unsure(r, unsure_below) for r in rows), dtype=bool, count=len(rows))
     starts = np.fromiter((r.start for r in rows), dtype=np.float64, count=len(rows))
     ends = np.fromiter((r.end for r in rows), dtype=np.float64, count=len(rows))
     ends = np.maximum(ends, starts + min_w)
     for k in range(len(emotions)):
-        sel = which == k
-        cover[k] = _coverage(starts[sel], ends[sel], edges)
-    winner = cover.argmax(axis=0)
-    spoken = cover.max(axis=0) > 0
-    runs: dict[str, list[tuple[float, float]]] = {}
+        for u in (0, 1):
+            sel = (which == k) & (unsure == bool(u))
+            if sel.any():
+                cover[k, u] = _coverage(starts[sel], ends[sel], edges)
+    total = cover.sum(axis=1)
+    winner = total.argmax(axis=0)
+    spoken = total.max(axis=0) > 0
+    runs: dict[tuple[str, bool], list[tuple[float, float]]] = {}
     for k in range(len(emotions)):
-        on = spoken & (winner == k)
-        if on.any():
-            segs = [(edges[i], edges[i + 1]) for i in np.flatnonzero(on)]
-            runs[emotions[k]] = _merge(segs)
+        mostly_unsure = cover[k, 1] > cover[k, 0]
+        for u in (False, True):
+            on = spoken & (winner == k) & (mostly_unsure == u)
+            if on.any():
+                runs[(emotions[k], u)] = _merge([(edges[i], edges[i + 1]) for i in np.flatnonzero(on)])
     return runs
 
 
@@ -189,25 +206,40 @@ def _mpl(s: str, n: int = 200) -> str:
 class _Drawing:
     """One figure being drawn: axes placed in pixels, a time axis shared by all panels, fixed emotion colours."""
 
-    def __init__(self, session: Session, mpl: types.SimpleNamespace):
-        self.session, self.mpl = session, mpl
+    def __init__(self, session: Session, mpl: types.SimpleNamespace, unsure_below: float = 0.0):
+        self.session, self.mpl, self.unsure_below = session, mpl, unsure_below
         self.wpx, self.hpx = figure_size_px(len(session.speakers))
         self.fig = mpl.Figure(figsize=(self.wpx / DPI, self.hpx / DPI), dpi=DPI, facecolor="white")
         mpl.FigureCanvasAgg(self.fig)
         self.emotions = drawn_emotions(session)
         self.colors = color_map(session.emotions)
         self.speakers = drawn_speakers(session)
-        self._runs: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        self._runs: dict[str, dict[tuple[str, bool], list[tuple[float, float]]]] = {}
         self.t_end = max((r.end for r in session.rows), default=0.0)
-        self.span = max(self.t_end, 1.0)
+        self.alerts: dict[str, list[Alert]] = {}
+        for a in session.alerts:
+            self.alerts.setdefault(a.speaker, []).append(a)
+        # an alert may last past the last utterance (a silence until the session's end)
+        self.span = max(self.t_end, max((a.until_s or a.since_s for a in session.alerts), default=0.0), 1.0)
         # whole seconds: ticks are >= 1 s apart
         self.fmt = mpl.FuncFormatter(lambda x, _pos: clock(x)[:-2] if x >= 0 else "")
 
-    def runs(self, speaker: str) -> dict[str, list[tuple[float, float]]]:
+    def runs(self, speaker: str) -> dict[tuple[str, bool], list[tuple[float, float]]]:
         """The speaker's :func:`lane_runs` (drawn twice: in the overview and in their band)."""
         if speaker not in self._runs:
-            self._runs[speaker] = lane_runs(self.session.by_speaker[speaker], self.span)
+            self._runs[speaker] = lane_runs(self.session.by_speaker[speaker], self.span, self.unsure_below)
         return self._runs[speaker]
+
+    def lane(self, ax, speaker: str, y: float, height: float) -> None:
+        """The speaker's utterances as bars between ``y`` and ``y + height``: firm readings in their emotion's colour,
+        unsure ones lighter and hatched."""
+        for (emotion, unsure), runs in self.runs(speaker).items():
+            color = self.colors[emotion]
+            if unsure:
+                ax.broken_barh(runs, (y, height), facecolors=lighter(color), edgecolors=color, hatch=UNSURE_HATCH,
+                               linewidth=0)
+            else:
+                ax.broken_barh(runs, (y, height), facecolors=color, edgecolors="none")
 
     def png(self) -> bytes:
         buf = io.BytesIO()
@@ -260,6 +292,20 @@ class _Drawing:
         self.fig.legend(handles=handles, loc="center left", bbox_to_anchor=(110 / self.wpx, 1 - 90 / self.hpx),
                         ncol=len(handles), frameon=False, fontsize=11 if len(handles) <= 11 else 8, handlelength=1.6,
                         columnspacing=1.4)
+        marks = []  # a second row: what the hatching and the alert colours mean, when the figure has them
+        if any(is_unsure(r, self.unsure_below) for r in session.rows):
+            marks.append(self.mpl.Patch(facecolor="#e4e4e4", edgecolor="#666666", hatch=UNSURE_HATCH, linewidth=0,
+                                        label=f"? unsure: confidence below {self.unsure_below:.2f}"))
+        drawn = {a.kind for spk in self.speakers for a in self.alerts.get(spk, ())}
+        for kind, color in ALERT_COLORS.items():
+            if kind in drawn:
+                marks.append(self.mpl.Patch(facecolor=color, alpha=0.35, edgecolor="none",
+                                            label=f"alert: {TITLES[kind]}"))
+        if drawn - set(ALERT_COLORS):
+            marks.append(self.mpl.Patch(facecolor=OTHER_ALERT_COLOR, alpha=0.35, edgecolor="none", label="alert: other"))
+        if marks:
+            self.fig.legend(handles=marks, loc="center left", bbox_to_anchor=(110 / self.wpx, 1 - 117 / self.hpx),
+                            ncol=len(marks), frameon=False, fontsize=9, handlelength=1.6, columnspacing=1.4)
 
     def overview(self) -> None:
         """Who spoke when (one lane per speaker), and the emotion shares of all speakers."""
@@ -268,8 +314,12 @@ class _Drawing:
         self.time_axis(lanes, True)
         n = len(speakers)
         for i, spk in enumerate(speakers):
-            for emotion, runs in self.runs(spk).items():
-                lanes.broken_barh(runs, (n - 1 - i + 0.15, 0.7), facecolors=self.colors[emotion], edgecolors="none")
+            self.lane(lanes, spk, n - 1 - i + 0.15, 0.7)
+            # a thin bar of each alert's colour under the lane, the longest first (a shorter one stays on top)
+            for a in sorted(self.alerts.get(spk, ()), key=lambda a: a.since_s - (a.until_s or a.since_s)):
+                until = a.until_s if a.until_s is not None else a.since_s
+                lanes.broken_barh([(a.since_s, max(until - a.since_s, span / 1000))], (n - 1 - i + 0.02, 0.1),
+                                  facecolors=ALERT_COLORS.get(a.kind, OTHER_ALERT_COLOR), edgecolors="none")
         lanes.set_ylim(0, n)
         lanes.set_yticks([n - 1 - i + 0.5 for i in range(n)], [_mpl(_short(s)) for s in speakers],
                          fontsize=10 if n <= 4 else 8)
@@ -302,14 +352,19 @@ class _Drawing:
                                             color="#dddddd", lw=1))
         rows = self.session.by_speaker[spk]
         self.emotion_strip(spk, rows, top)
-        self.affect(rows, top)
+        self.affect(rows, top, self.alerts.get(spk, []))
         self.share_bars(self.axes(RIGHT_X, top + 34, RIGHT_W, 192), rows, "Share of speaking time")
 
     def emotion_strip(self, spk: str, rows: list[Row], top: float) -> None:
         tl = self.axes(LEFT, top + 34, MAIN_W, 34)
         self.time_axis(tl, False)
-        for emotion, runs in self.runs(spk).items():
-            tl.broken_barh(runs, (0, 1), facecolors=self.colors[emotion], edgecolors="none")
+        self.lane(tl, spk, 0, 1)
+        if len(rows) <= MAX_SEGMENTS:  # a "?" on each unsure utterance wide enough to hold one
+            wide = 12 * self.span / MAIN_W
+            marks = [r for r in rows if is_unsure(r, self.unsure_below) and r.duration >= wide]
+            for r in marks[:MAX_MARKS]:
+                tl.text((r.start + r.end) / 2, 0.5, "?", ha="center", va="center", fontsize=10, fontweight="bold",
+                        color="#222222")
         tl.set_ylim(0, 1)
         tl.set_yticks([])
         tl.spines["left"].set_visible(False)
@@ -318,10 +373,12 @@ class _Drawing:
                  f"{clock(talk)} of speech")
         tl.set_title(_mpl(title), loc="left", fontsize=12, fontweight="bold", color="#222222")
 
-    def affect(self, rows: list[Row], top: float) -> None:
-        """Valence and arousal: single utterances as dots, the sliding mean as lines."""
+    def affect(self, rows: list[Row], top: float, alerts: list[Alert]) -> None:
+        """Valence and arousal: single utterances as dots, the sliding mean as lines; the speaker's alerts as shaded,
+        labelled spans."""
         va_ax = self.axes(LEFT, top + 76, MAIN_W, 150)
         self.time_axis(va_ax, True)
+        self.alert_spans(va_ax, alerts)
         raw, smooth = affect_series(rows, smoothing_window(self.span))
         va_ax.axhline(0, color="#bbbbbb", lw=0.8)
         va_ax.set_ylim(-1.05, 1.05)
@@ -339,3 +396,17 @@ class _Drawing:
             va_ax.text(self.span / 2, 0.5, "valence/arousal: not defined for these classes", ha="center", fontsize=9,
                        color="#777777")
         va_ax.set_ylabel("valence / arousal", fontsize=9, color="#555555")
+
+    def alert_spans(self, ax, alerts: list[Alert]) -> None:
+        """Each alert as a shaded span from its since to its until, with a line at its start and its kind written
+        there (one height per kind, so that alerts of different kinds at one time stay readable)."""
+        kinds = list(ALERT_COLORS)
+        for a in alerts:
+            color = ALERT_COLORS.get(a.kind, OTHER_ALERT_COLOR)
+            until = a.until_s if a.until_s is not None else a.since_s
+            ax.axvspan(a.since_s, max(until, a.since_s + self.span / 1000), color=color, alpha=0.13, lw=0, zorder=0)
+            ax.axvline(a.since_s, color=color, lw=1.2, alpha=0.9, zorder=1)
+            level = kinds.index(a.kind) if a.kind in kinds else len(kinds)
+            ax.text(a.since_s + self.span / 400, 0.98 - 0.2 * level, _mpl(TITLES.get(a.kind, a.kind), 40), fontsize=8,
+                    color=color, ha="left", va="top", fontweight="bold", clip_on=True, zorder=3,
+                    bbox=dict(facecolor="white", alpha=0.75, edgecolor="none", pad=1))

@@ -12,8 +12,11 @@ import html
 import math
 from collections.abc import Iterator
 
+from emomon.monitor.views.alerts import TITLES
 from emomon.monitor.views.report.reading import Row, Session
-from emomon.monitor.views.report.summary import affect_of, clock, color_map, shares, time_range
+from emomon.monitor.views.report.summary import (ALERT_COLORS, OTHER_ALERT_COLOR, affect_of, clock, color_map, is_unsure,
+                                                 lighter, shares, time_range)
+from emomon.records import Alert
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#222;margin:0;
@@ -35,16 +38,20 @@ img.fig{width:100%;height:auto;display:block}
 .tr td.t{white-space:nowrap;color:#555;font-variant-numeric:tabular-nums}
 .tr td.c{text-align:right;font-variant-numeric:tabular-nums}
 .muted{color:#888;font-style:italic}
+.chip.unsure{border:1px dashed #555;padding:0 7px}
+.tr td.c.unsure{color:#888}
+.kind{border-left:4px solid;padding-left:6px;white-space:nowrap}
 """
 
 
-def render_html(session: Session, png: bytes, png_size: tuple[int, int]) -> str:
+def render_html(session: Session, png: bytes, png_size: tuple[int, int], unsure_below: float = 0.0) -> str:
     """The whole page as one string (:func:`html_pieces` joined)."""
-    return "".join(html_pieces(session, png, png_size))
+    return "".join(html_pieces(session, png, png_size, unsure_below))
 
 
-def html_pieces(session: Session, png: bytes, png_size: tuple[int, int]) -> Iterator[str]:
-    """The page, piece by piece (each piece ends with a newline but the last)."""
+def html_pieces(session: Session, png: bytes, png_size: tuple[int, int], unsure_below: float = 0.0) -> Iterator[str]:
+    """The page, piece by piece (each piece ends with a newline but the last). Readings with a confidence below
+    ``unsure_below`` show as unsure (a lighter, hatched chip and a ``?``)."""
     e = html.escape
     colors = color_map(session.emotions)
     for line in _head(session):
@@ -62,7 +69,11 @@ def html_pieces(session: Session, png: bytes, png_size: tuple[int, int]) -> Iter
         for spk, rows in session.by_speaker.items():
             yield _speaker_card(spk, rows, session.emotions, colors) + "\n"
         yield "</div>\n"
-        for line in _transcript(session.rows, colors):
+    if session.rows or session.alerts:
+        for line in _alerts(session.alerts):
+            yield line + "\n"
+    if session.rows:
+        for line in _transcript(session.rows, colors, unsure_below):
             yield line + "\n"
     yield (f'<p class="muted">Made by emomon from {e(session.path.name)}. Valence and arousal are a display aid '
            "derived from the class probabilities (Russell's circumplex), not a calibrated measurement.</p>\n")
@@ -75,8 +86,13 @@ def _ink(color: str) -> str:
     return "#111" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "#fff"
 
 
-def _chip(emotion: str, color: str) -> str:
-    return f'<span class="chip" style="background:{color};color:{_ink(color)}">{html.escape(emotion)}</span>'
+def _chip(emotion: str, color: str, unsure: bool = False) -> str:
+    """An emotion's coloured label; ``unsure``: a lighter colour, hatched, dashed border, followed by ``?``."""
+    if not unsure:
+        return f'<span class="chip" style="background:{color};color:{_ink(color)}">{html.escape(emotion)}</span>'
+    light = lighter(color)
+    hatch = f"repeating-linear-gradient(135deg,{light} 0 5px,#ffffff 5px 8px)"
+    return f'<span class="chip unsure" style="background:{hatch};color:#111">{html.escape(emotion)} ?</span>'
 
 
 def _head(session: Session) -> list[str]:
@@ -98,6 +114,7 @@ def _head(session: Session) -> list[str]:
         f"<tr><td>Duration</td><td>{e(clock(t_end))} (session time to the end of the last utterance)</td></tr>",
         f"<tr><td>Utterances</td><td>{len(session.rows)}</td></tr>",
         f"<tr><td>Speakers</td><td>{len(speakers)}{': ' + e(', '.join(speakers)) if speakers else ''}</td></tr>",
+        f"<tr><td>Alerts</td><td>{len(session.alerts)}</td></tr>",
         f"<tr><td>Source</td><td>{e(session.path.name)}</td></tr>",
         "</table>",
     ]
@@ -120,18 +137,42 @@ def _speaker_card(spk: str, rows: list[Row], emotions: list[str], colors: dict[s
             f"</div>{mean}<div class=\"shares\">Share of speaking time: {chips}</div></div>")
 
 
-def _transcript(rows: list[Row], colors: dict[str, str]) -> Iterator[str]:
-    """The transcript table, one piece per row (every row, however many)."""
+def _alerts(alerts: list[Alert]) -> Iterator[str]:
+    """The alerts table (speaker, kind, since, until, detail), in order of start, every alert the CSV holds."""
+    e = html.escape
+    yield "<h2>Alerts</h2>"
+    if not alerts:
+        yield '<p class="muted">No alerts in this session (the CSV has no alert rows).</p>'
+        return
+    yield ('<table class="tr"><thead><tr><th>Speaker</th><th>Kind</th><th>Since</th><th>Until</th><th>Detail</th>'
+           "</tr></thead><tbody>")
+    for a in sorted(alerts, key=lambda a: (a.since_s, a.until_s or a.since_s, a.speaker, a.kind)):
+        color = ALERT_COLORS.get(a.kind, OTHER_ALERT_COLOR)
+        until = clock(a.until_s) if a.until_s is not None else "–"
+        yield (f'<tr><td>{e(a.speaker)}</td><td><span class="kind" style="border-color:{color}">'
+               f'{e(TITLES.get(a.kind, a.kind))}</span></td><td class="t">{clock(a.since_s)}</td>'
+               f'<td class="t">{until}</td><td>{e(a.detail)}</td></tr>')
+    yield "</tbody></table>"
+
+
+def _transcript(rows: list[Row], colors: dict[str, str], unsure_below: float = 0.0) -> Iterator[str]:
+    """The transcript table, one piece per row (every row, however many); an unsure reading's emotion is a lighter,
+    hatched chip with a ``?``, and its confidence a grey number with a ``?``."""
     e = html.escape
     yield "<h2>Transcript</h2>"
+    if unsure_below > 0:
+        yield (f'<p class="muted">Readings with a confidence below {unsure_below:.2f} ([dashboard] unsure_below) are '
+               "shown lighter and hatched, with a ?.</p>")
     yield ('<table class="tr"><thead><tr><th>Time</th><th>Speaker</th><th>Emotion</th><th>Confidence</th>'
            "<th>Transcript</th></tr></thead><tbody>")
     chips = {em: _chip(em, c) for em, c in colors.items()}
+    unsure_chips = {em: _chip(em, c, unsure=True) for em, c in colors.items()}
     names: dict[str, str] = {}
     for r in rows:
         wall = _wall_clock(r.start_time)
         when = f"{clock(r.start)}–{clock(r.end)}" + (f"<br><small>{wall}</small>" if wall else "")
         conf = f"{r.confidence:.2f}" if r.confidence is not None else "–"
+        unsure = is_unsure(r, unsure_below)
         if r.transcript.strip():
             text = e(r.transcript)
         else:
@@ -139,8 +180,12 @@ def _transcript(rows: list[Row], colors: dict[str, str]) -> Iterator[str]:
         name = names.get(r.speaker)
         if name is None:
             name = names[r.speaker] = e(r.speaker)
-        yield (f'<tr><td class="t">{when}</td><td>{name}</td><td>{chips[r.emotion]}'
-               f'</td><td class="c">{conf}</td><td>{text}</td></tr>')
+        if unsure:
+            yield (f'<tr><td class="t">{when}</td><td>{name}</td><td>{unsure_chips[r.emotion]}'
+                   f'</td><td class="c unsure">{conf} ?</td><td>{text}</td></tr>')
+        else:
+            yield (f'<tr><td class="t">{when}</td><td>{name}</td><td>{chips[r.emotion]}'
+                   f'</td><td class="c">{conf}</td><td>{text}</td></tr>')
     yield "</tbody></table>"
 
 

@@ -6,7 +6,10 @@ Robustness: the CSV may come from a killed session, a spreadsheet or a hand edit
   remains is a usable row; rows with missing trailing fields are kept; unknown extra columns are ignored; the class
   set is read from the ``p_*`` columns; a header-only file gives a session without rows (the report says there were
   no utterances). Event rows (``asr_note`` = ``event``: input lost or back, how the session ended) become notes, not
-  utterances.
+  utterances; alert rows (``asr_note`` = ``alert``: speaker, ``start_s``/``end_s`` = since/until, ``transcript`` =
+  ``<kind>: <detail>``, as :meth:`emomon.monitor.sinks.CsvSink.alert` writes them) become
+  :class:`~emomon.records.Alert` records, read back as they are (the report never decides an alert again); one
+  without a usable since is an unreadable row.
 * **Numbers**: ``start_s`` and ``end_s`` must be finite session seconds in [0, :data:`MAX_SESSION_S`] (an ``end_s``
   before ``start_s`` is read as ``start_s``); a row without them, or with one that is not a number, not finite
   (``nan``, ``inf``) or out of that range (``1e308``, ``-5``), or without an emotion, is **skipped and counted**
@@ -36,7 +39,7 @@ from functools import cached_property
 from pathlib import Path
 
 from emomon.errors import InputError
-from emomon.records import from_spreadsheet_safe, one_line
+from emomon.records import Alert, from_spreadsheet_safe, one_line
 
 #: Columns every session CSV has; a file without them is not one.
 REQUIRED = ("session_id", "speaker", "start_s", "end_s", "emotion")
@@ -80,6 +83,8 @@ class Session:
     classes: list[str]
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
+    #: the session's alerts, from its alert rows, in file order
+    alerts: list[Alert] = field(default_factory=list)
     #: What the report computed from the rows once, for the figure and the page (e.g. the time range).
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -120,6 +125,7 @@ def read_session(csv_path: Path) -> Session:
             classes = [h[2:] for h in header if h.startswith("p_") and len(h) > 2]
             parser = _Parser(header, classes)
             rows, notes = parser.read(records, truncated)
+            alerts = parser.alerts
             if truncated and not parser.records:
                 raise InputError(f"{path} is not a complete session CSV (the header itself is cut off)")
         except UnicodeDecodeError:
@@ -128,7 +134,7 @@ def read_session(csv_path: Path) -> Session:
             csv.field_size_limit(old_limit)
     if any(a.start > b.start or (a.start == b.start and a.end > b.end) for a, b in zip(rows, rows[1:])):
         rows.sort(key=lambda r: (r.start, r.end))
-    return Session(path, classes, rows, notes)
+    return Session(path, classes, rows, notes, alerts)
 
 
 # ---------------------------------------------------------------------------------------------------- the file
@@ -275,6 +281,7 @@ class _Parser:
         unsafe = from_spreadsheet_safe
         self.records = 0  # records after the header
         self.notes: list[str] = []
+        self.alerts: list[Alert] = []
 
         def label(raw: str) -> str:
             """A short text cell (speaker, emotion, note, language, session id): read back, one line, stripped."""
@@ -311,6 +318,14 @@ class _Parser:
             if label(rec[note]) == "event":  # input lost or back, how the session ended: not an utterance
                 when = one_line(unsafe(rec[wall0]).strip())
                 self.notes.append(f"{when + ': ' if when else ''}{unsafe(rec[text]).strip()}")
+                return 0
+            if label(rec[note]) == "alert":  # an alert that lasted: its row says it all
+                since, until = _time(rec[t0]), _time(rec[t1])
+                if since is None:
+                    return 1
+                kind, _, detail = one_line(unsafe(rec[text])).partition(": ")
+                self.alerts.append(Alert(label(rec[spk]) or "?", kind.strip() or "?", since,
+                                         since if until is None or until < since else until, detail.strip()))
                 return 0
             start, end, emotion = _time(rec[t0]), _time(rec[t1]), label(rec[emo])
             if start is None or end is None or not emotion:

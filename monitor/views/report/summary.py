@@ -14,6 +14,7 @@ import math
 from collections import deque
 
 from emomon.monitor.views.affect import CIRCUMPLEX
+from emomon.monitor.views.alerts import FALLING, NEGATIVE, RISING, SILENCE
 from emomon.monitor.views.report.reading import Row, Session
 
 EMOTION_COLORS: dict[str, str] = {
@@ -36,6 +37,9 @@ ALIASES = {
     "surprised": "surprise",
 }
 EXTRA_COLORS = ("#8c564b", "#e377c2", "#bcbd22", "#ff7f0e", "#393b79", "#637939", "#843c39", "#7b4173", "#3182bd")
+#: Each alert kind's colour (the figure's spans and bars, the page's alert table); a kind not listed gets the last.
+ALERT_COLORS = {NEGATIVE: "#c62828", RISING: "#ef6c00", SILENCE: "#546e7a", FALLING: "#6a1b9a"}
+OTHER_ALERT_COLOR = "#555555"
 
 
 # ------------------------------------------------------------------------------------------------------ emotions
@@ -54,6 +58,18 @@ def color_map(emotions: list[str]) -> dict[str, str]:
             k += 1
         out[e] = c
     return out
+
+
+def lighter(color: str, amount: float = 0.55) -> str:
+    """``color`` ('#rrggbb') mixed with white: ``amount`` 0 is the colour, 1 white."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
+
+
+def is_unsure(row: Row, unsure_below: float) -> bool:
+    """A reading the model was unsure of: its confidence is below ``unsure_below`` (``[dashboard] unsure_below``);
+    a row without a confidence is not."""
+    return row.confidence is not None and row.confidence < unsure_below
 
 
 def shares(rows: list[Row], emotions: list[str]) -> dict[str, tuple[float, int]]:

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from emomon.config import DashboardConfig
 from emomon.errors import OutputError
 from emomon.files import make_private_folder, output_error
 from emomon.monitor.views.report.figure import figure_size_px, render_png
@@ -15,9 +16,12 @@ from emomon.monitor.views.report.page import html_pieces
 from emomon.monitor.views.report.reading import read_session
 
 
-def write_report(csv_path: Path, out_dir: Path | None = None) -> tuple[Path, Path]:
+def write_report(csv_path: Path, out_dir: Path | None = None, *, unsure_below: float | None = None) -> tuple[Path, Path]:
     """Write ``<stem>.html`` and ``<stem>.png`` for a session CSV (next to it, or in ``out_dir``); returns
-    (html_path, png_path)."""
+    (html_path, png_path). Readings with a confidence below ``unsure_below`` are shown as unsure (None: the code
+    default of ``[dashboard] unsure_below``; ``emomon report --config`` passes the preset's)."""
+    if unsure_below is None:
+        unsure_below = DashboardConfig().unsure_below
     csv_path = Path(csv_path)
     session = read_session(csv_path)
     folder = Path(out_dir) if out_dir is not None else csv_path.parent
@@ -27,9 +31,9 @@ def write_report(csv_path: Path, out_dir: Path | None = None) -> tuple[Path, Pat
         raise OutputError(f"cannot write the report into {folder}: it is not a folder")
     html_path = folder / f"{csv_path.stem}.html"
     png_path = folder / f"{csv_path.stem}.png"
-    png = render_png(session)
+    png = render_png(session, unsure_below)
     _write_private(png_path, [png])
-    _write_private(html_path, _encoded(html_pieces(session, png, figure_size_px(len(session.speakers)))))
+    _write_private(html_path, _encoded(html_pieces(session, png, figure_size_px(len(session.speakers)), unsure_below)))
     return html_path, png_path
 
 

@@ -11,8 +11,10 @@ to FFmpeg's resampler. Which audio stream of a file is read, and at which level,
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
+import re
 import struct
 import threading
 from dataclasses import dataclass
@@ -155,6 +157,88 @@ def duration_seconds(path: str | Path, *, audio_stream: int | None = None) -> fl
         return None
     finally:
         container.close()
+
+
+# ---------------------------------------------------------------------------------------------------- when it was recorded
+#: Earliest plausible recording time: a device whose clock was never set stamps 1970 or 1904 (MP4's epoch).
+_EARLIEST_RECORDING = dt.datetime(1980, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class RecordingStart:
+    """When a recording began, as its own metadata states it."""
+
+    time: dt.datetime  # aware (a stated time without a zone is read as this machine's local time)
+    source: str  # where it was read, e.g. "talk.m4a's creation_time (2026-03-02T08:00:00.000000Z)"
+
+
+def recording_start(path: str | Path) -> RecordingStart | None:
+    """The start time a file's container metadata states (FFmpeg's names, read through PyAV), or None.
+
+    Read, first found wins, from the container's tags and then each audio stream's: ``creation_time`` as a full date
+    and time (MP4/MOV/M4A, what phones and cameras write); a BWF ``bext`` origination date and time (FFmpeg shows them
+    as ``date`` ``YYYY-MM-DD`` and ``creation_time`` ``HH:MM:SS``, or under their own names); a ``date`` tag that
+    holds a time of day as well (ID3, Vorbis comments, RIFF INFO). A date alone (``2019``, ``2026-03-02``) is not a
+    start time and is ignored, and so is a time before 1980 or more than a day ahead (a device clock never set). A
+    time without a zone is this machine's local time. Cheap: tags only, nothing is decoded."""
+    path = Path(path)
+    check_audio_file(path)
+    container = _open(path)
+    try:
+        tag_sets = [dict(container.metadata)] + [dict(st.metadata) for st in container.streams.audio]
+    finally:
+        container.close()
+    for tags in tag_sets:
+        found = _start_in_tags({k.lower(): str(v).strip() for k, v in tags.items()})
+        if found is not None:
+            when, key, value = found
+            return RecordingStart(when, f"{path.name}'s {key} ({value})")
+    return None
+
+
+def _start_in_tags(tags: dict[str, str]) -> tuple[dt.datetime, str, str] | None:
+    """(time, tag name, tag value) of the first tag below that holds a full, plausible date and time."""
+    candidates = [("creation_time", tags.get("creation_time", ""))]
+    day = tags.get("origination_date") or tags.get("date", "")
+    clock = tags.get("origination_time") or tags.get("creation_time", "")
+    if _is_day(day) and _is_clock(clock):  # BWF bext: the day and the time of day apart
+        key = "origination date and time" if "origination_date" in tags else "date and creation_time"
+        candidates.append((key, f"{day} {clock}"))
+    candidates += [(k, tags.get(k, "")) for k in ("date", "creation_date", "date_recorded", "recording_time", "icrd")]
+    for key, value in candidates:
+        when = _full_time(value)
+        if when is not None:
+            return when, key, value
+    return None
+
+
+#: A day and a time of day as BWF writes them: any separator (2026:03:02, 2026-03-02; 09:15:30, 09-15-30).
+_DAY = re.compile(r"(\d{4})\D(\d{2})\D(\d{2})")
+_CLOCK = re.compile(r"(\d{2})\D(\d{2})\D(\d{2})")
+
+
+def _is_day(text: str) -> bool:
+    return _DAY.fullmatch(text) is not None
+
+
+def _is_clock(text: str) -> bool:
+    return _CLOCK.fullmatch(text) is not None
+
+
+def _full_time(text: str) -> dt.datetime | None:
+    """An ISO 8601 date and time of day (a date alone is not one), made aware; None when implausible or unreadable."""
+    day, clock = _DAY.match(text), _CLOCK.match(text, 11)
+    if day is None or len(text) < 16 or text[10] not in "T ":
+        return None
+    rest = (":".join(clock.groups()) + text[19:]) if clock is not None else text[11:]
+    try:
+        when = dt.datetime.fromisoformat("-".join(day.groups()) + "T" + rest)
+        when = when if when.tzinfo is not None and when.utcoffset() is not None else when.astimezone()
+        if not _EARLIEST_RECORDING <= when <= dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1):
+            return None
+    except (ValueError, OverflowError, OSError):
+        return None
+    return when
 
 
 # ---------------------------------------------------------------------------------------------------- which stream, at which level
