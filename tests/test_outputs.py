@@ -225,6 +225,9 @@ def test_eval_json_is_written_user_only_and_replaced_only_with_overwrite(tmp_pat
 
     monkeypatch.setattr(checkpoint, "load_checkpoint", lambda name: object())
     monkeypatch.setattr(evaluation, "evaluate_checkpoint", lambda *a, **k: _Report())
+    import emomon.cli as cli
+
+    monkeypatch.setattr(cli, "_check_corpora", lambda *a, **k: None)  # the corpora are not what this test reads
     out = tmp_path / "eval.json"
     assert main(["eval", "hyfuser-tiny-en", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["results"] and mode(out) == 0o600

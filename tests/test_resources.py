@@ -142,11 +142,11 @@ def test_sigterm_during_the_model_load_acts_at_once(tmp_path, talk, random_check
 
 
 @requires_espeak
-@pytest.mark.parametrize("attempt", [1, 2])
-def test_ctrl_c_after_the_first_rows_exits_130_under_load(tmp_path, talk, random_checkpoint, attempt):
+def test_ctrl_c_after_the_first_rows_exits_130_under_load(tmp_path, talk, random_checkpoint):
     """Under CPU load a stage can still be inside CTranslate2 or torch when the session stops waiting for it; the
-    process must still end with 130, not SIGABRT."""
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    process must still end with 130, not SIGABRT. (One busy loop beside the session: with the suite's other worker
+    that loads both cores, without starving the timing tests that run beside it.)"""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])]
     try:
         out = tmp_path / "s.csv"
         p = subprocess.Popen([sys.executable, "-m", "emomon", "replay", str(talk), "--model", str(random_checkpoint),
