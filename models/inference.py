@@ -86,6 +86,19 @@ class EmotionRecognizer:
         self.baselines = baselines[1.0]
         self._speed_baselines = {f: b for f, b in baselines.items() if f != 1.0 and f in self.speeds}
 
+    def reading(self) -> tuple:
+        """How this session reads (speeds, speaker baselines), to be put back with :meth:`set_reading`: a worker
+        that serves several sessions at once swaps each session's reading in before it reads for that session."""
+        return self.speeds, self.baselines, dict(self._speed_baselines)
+
+    def set_reading(self, reading: tuple | None) -> None:
+        """Put back a :meth:`reading`; ``None``: a fresh one (1x only, new running baselines), as a new session
+        starts."""
+        if reading is None:
+            opts = getattr(self.model, "speaker_baseline", None)
+            reading = ((1.0,), SpeakerBaseline(opts) if opts is not None else None, {})
+        self.speeds, self.baselines, self._speed_baselines = reading[0], reading[1], dict(reading[2])
+
     def baseline_at(self, speed: float):
         return self.baselines if speed == 1.0 else self._speed_baselines.get(speed)
 
@@ -169,6 +182,13 @@ class EmotionRecognizer:
         the rest is encoded here from the audio. Each view is normalised by that speed's speaker baselines. An
         utterance without audio is absent in every view."""
         dim = self.ckpt.dims["speech"]
+        return [Frames.pad(seqs, dim=dim) for seqs in self.speech_view_sequences(known, audios, speakers)]
+
+    def speech_view_sequences(self, known: Sequence[Mapping[float, np.ndarray]], audios: Sequence[np.ndarray | None],
+                              speakers: Sequence[str | None]) -> list[list[np.ndarray]]:
+        """:meth:`speech_views` before padding: per speed, each utterance's normalised frames (empty when it has no
+        audio), so that a worker serving several sessions can pad their utterances into one batch."""
+        dim = self.ckpt.dims["speech"]
         views = []
         for factor in self.speeds:
             seqs = [np.zeros((0, dim), np.float32) for _ in audios]
@@ -183,7 +203,7 @@ class EmotionRecognizer:
             present = [i for i, s in enumerate(seqs) if len(s)]
             for i, s in zip(present, self.normalise_speakers([seqs[i] for i in present], [speakers[i] for i in present], factor)):
                 seqs[i] = s
-            views.append(Frames.pad(seqs, dim=dim))
+            views.append(seqs)
         return views
 
     # ------------------------------------------------------------------------------------------------ prediction

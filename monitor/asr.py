@@ -23,10 +23,12 @@ class AsrStage:
     """Not a thread itself: the pipeline's ASR thread calls :meth:`process` for each utterance. ``worker`` is the
     ready :class:`~emomon.monitor.worker.InferenceWorker` (built with the ASR model)."""
 
-    def __init__(self, cfg: AsrConfig, worker, device: str = "cpu", cpu_threads: int = 0):
+    def __init__(self, cfg: AsrConfig, worker, device: str = "cpu", cpu_threads: int = 0,
+                 decoder: WhisperDecoder | None = None):
         self.worker = worker
         encoder = worker.asr_encoder
-        self.decoder = WhisperDecoder(cfg, encoder.model_dir, encoder.silence(), device=device, cpu_threads=cpu_threads)
+        #: ``decoder``: one an earlier session of this process loaded (``LoadedModels``), else a new one
+        self.decoder = decoder or WhisperDecoder(cfg, encoder.model_dir, encoder.silence(), device=device, cpu_threads=cpu_threads)
 
     def process(self, u: Utterance) -> Transcribed:
         """Transcribe one utterance (raises ``CancelledError`` when the session is aborting)."""

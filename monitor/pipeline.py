@@ -36,7 +36,7 @@ from emomon.monitor.diarize import OnlineDiarizer, speaker_name
 from emomon.monitor.first_pass import AS_LIVE, prepare_replay_reading
 from emomon.monitor.sinks import Sink
 from emomon.monitor.threads import thread_plan
-from emomon.monitor.worker import InferenceWorker
+from emomon.monitor.worker import InferenceWorker, LoadedModels
 from emomon.progress import Activity
 from emomon.records import SAMPLE_RATE, AudioChunk, EndOfStream, Result, StreamNotice
 
@@ -74,11 +74,24 @@ class SessionStats:
         return self.audio_seconds / max(self.wall_seconds, 1e-9)
 
 
+def build_worker(cfg: EmomonConfig, *, timed: bool, on_result: Callable | None = None,
+                 abort: threading.Event | None = None, recognizer_factory: Callable | None = None,
+                 first_row_at_once: bool = True) -> InferenceWorker:
+    """The inference worker a session (or a batch reader, for all its sessions) runs its models on: the emotion
+    recognizer of ``runtime.model`` and the ASR's encoder pass, with the PyTorch share of ``runtime.threads``."""
+    rt = cfg.runtime
+    # a listener waits for each row only when the audio is timed; a full-speed replay gathers fuller batches
+    batch_wait = rt.batch_wait_ms if timed else cfg.replay.batch_wait_ms
+    return InferenceWorker(recognizer_factory or (lambda: EmotionRecognizer(rt.model, device=rt.device)), rt.batch_size,
+                           batch_wait, on_result=on_result, abort=abort, asr_model=cfg.asr.model,
+                           threads=thread_plan(rt.threads), first_row_at_once=first_row_at_once)
+
+
 class Session:
     """A running monitor. ``sources`` are FileSource/MicSource objects; ``sinks`` receive results in order."""
 
     def __init__(self, cfg: EmomonConfig, sources: list, *, live: bool, recognizer_factory: Callable | None = None,
-                 drain_seconds: float = 1.5):
+                 drain_seconds: float = 1.5, models: LoadedModels | None = None):
         self.cfg = cfg
         self.sources = sources
         self.sinks: list[Sink] = []
@@ -98,13 +111,15 @@ class Session:
         self.results: queue.Queue = queue.Queue()
         self.asr: AsrStage | None = None
         self.threads = thread_plan(rt.threads)
+        #: models kept across the sessions of one process (a batch's reader); None: this session loads its own
+        self.models = models
         #: latency (end of speech -> CSV row) means something only when the audio arrives in real time
         self.timed = live or any(getattr(s, "realtime", False) for s in sources)
-        # a listener waits for each row only when the audio is timed; a full-speed replay gathers fuller batches
-        batch_wait = rt.batch_wait_ms if self.timed else cfg.replay.batch_wait_ms
-        self.worker = InferenceWorker(recognizer_factory or self._default_recognizer, rt.batch_size, batch_wait,
-                                      on_result=self.results.put, abort=self.abort, asr_model=cfg.asr.model,
-                                      threads=self.threads)
+        if models is not None:  # a batch reader's worker, loaded once for many sessions: this session's lane of it
+            self.worker = models.lane(on_result=self.results.put, abort=self.abort)
+        else:
+            self.worker = build_worker(cfg, timed=self.timed, on_result=self.results.put, abort=self.abort,
+                                       recognizer_factory=recognizer_factory)
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._index = 0
@@ -150,9 +165,6 @@ class Session:
             self._first_pass = None
         self.reading, self.stats.first_pass_seconds = reading.description, reading.first_pass_seconds
 
-    def _default_recognizer(self):
-        return EmotionRecognizer(self.cfg.runtime.model, device=self.cfg.runtime.device)
-
     def next_index(self) -> int:
         with self._lock:
             self._index += 1
@@ -165,8 +177,11 @@ class Session:
         logger.debug("loading the models")
         self.worker.start()
         self.worker.wait_ready()
-        self.asr = AsrStage(self.cfg.asr, self.worker, device=str(self.worker.recognizer.device), cpu_threads=self.threads.decoder)
-        self.asr.warm_up()
+        kept = self.models.take_decoder() if self.models is not None else None
+        self.asr = AsrStage(self.cfg.asr, self.worker, device=str(self.worker.recognizer.device),
+                            cpu_threads=self.threads.decoder, decoder=kept)
+        if kept is None:
+            self.asr.warm_up()
         self._loaded.add("ASR decoder")
         if self.diarizers:  # load the voice encoder now rather than on the first utterance
             next(iter(self.diarizers.values())).embedder(np.zeros(16000, np.float32))
@@ -402,6 +417,8 @@ class Session:
             self.worker.submit(t)
         self.worker.close()
         self.worker.join()
+        if self.models is not None:  # the decoder goes back to the reader for its next session
+            self.models.give_back_decoder(self.asr.decoder)
         self.stats.unprocessed += self.worker.skipped
         self.results.put(_END)
 
