@@ -241,6 +241,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     speakers = parse_speaker_names(args.speaker or [])
     start_time = _start_time(args.start_time)
     files = [Path(f) for f in args.files]
+    if args.ray is not None and not args.ray.strip():
+        raise ConfigError("--ray: empty address; give ADDRESS (host:port or ray://host:port), auto or local")
+    if args.ray_upload and args.ray is None:
+        raise ConfigError("--ray-upload ships recordings to a Ray cluster: give --ray ADDRESS too")
+    if _batch_mode(args, files):
+        return _replay_batch(args, files)
     if not files and not args.sample:
         raise ConfigError("give a recording to replay (or --sample for the bundled one)")
     for f in files:
@@ -261,6 +267,74 @@ def cmd_replay(args: argparse.Namespace) -> int:
     elif args.best:
         cfg = dataclasses.replace(cfg, replay=dataclasses.replace(cfg.replay, tta_speeds=cfg.replay.best_speeds))
     return run_monitor(cfg, opts, live=False)
+
+
+def _batch_mode(args: argparse.Namespace, files: list[Path]) -> bool:
+    """Several FILES alone are the inputs of one session; a folder, --manifest, --out-dir, --jobs (or --ray) make a
+    batch: one session per recording."""
+    return (any(f.is_dir() for f in files) or args.manifest is not None or args.out_dir is not None
+            or args.jobs is not None or bool(getattr(args, "ray", False)))
+
+
+#: Options of one session that a batch does not take (each recording is its own session).
+_NOT_IN_BATCH = (("csv", "--csv (each recording gets <out-dir>/<name>.csv)"), ("realtime", "--realtime"),
+                 ("dashboard", "--dashboard"), ("save_audio", "--save-audio"), ("start_time", "--start-time"),
+                 ("audio_stream", "--audio-stream"), ("speaker", "--speaker (give speakers per recording in --manifest)"))
+
+
+def _replay_batch(args: argparse.Namespace, files: list[Path]) -> int:
+    """``emomon replay`` of many recordings: every check (inputs, manifest, out-dir) before the runtime loads."""
+    from emomon.files import check_output_folder
+    from emomon.monitor.batch import Recording, default_jobs, default_out_dir, discover
+
+    # the inputs first (cheap: nothing is decoded): a folder with no audio in it says so, whatever else was given
+    manifest = _output_arg(args.manifest, "--manifest")
+    recordings = discover(files, manifest) if (files or manifest) else []
+    for attr, flag in _NOT_IN_BATCH:
+        if getattr(args, attr, None):
+            raise ConfigError(f"{flag} is for one session; a batch replay (a folder, --manifest, --out-dir or --jobs) "
+                              "does not take it")
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs: must be at least 1, got {args.jobs}")
+    if args.ray is not None:
+        from emomon.monitor.ray_pool import check_ray_installed  # ray itself is not imported here
+
+        check_ray_installed()  # without the extra: one line naming it, exit 2, before anything heavy
+        if args.jobs is not None:
+            raise ConfigError("--jobs is for worker processes on this machine; --ray reads on the cluster's actors: give one")
+    if args.split_channels:
+        recordings = [dataclasses.replace(r, split_channels=True) for r in recordings]
+    if args.sample:  # the bundled lesson, one recording named "sample"
+        from emomon.monitor.app import sample_recording
+
+        taken = {r.name for r in recordings}
+        recordings.insert(0, Recording(sample_recording(), "sample" if "sample" not in taken else "sample-bundled",
+                                       ((0, SAMPLE_SPEAKER),), args.split_channels))
+    if not recordings:
+        raise ConfigError("give recordings to replay: files, a folder, --manifest (or --sample)")
+    out_dir = _output_arg(args.out_dir, "--out-dir") or default_out_dir()
+    check_output_folder(out_dir, what="the batch folder", verb="write", create=True)
+    cfg = _runtime_config(args)
+    if args.as_live:
+        cfg = dataclasses.replace(cfg, replay=dataclasses.replace(cfg.replay, baseline="running", tta_speeds=()))
+    elif args.best:
+        cfg = dataclasses.replace(cfg, replay=dataclasses.replace(cfg.replay, tta_speeds=cfg.replay.best_speeds))
+    from emomon.monitor.batch import run_batch
+
+    if args.ray is not None:
+        from emomon.monitor.ray_pool import RayReaderPool
+
+        with RayReaderPool(args.ray, cfg, upload=args.ray_upload) as pool:
+            return run_batch(cfg, recordings, out_dir, jobs=pool.size, reader_pool=pool)
+    from emomon.monitor.batch import uses_gpu
+
+    gpu = uses_gpu(cfg)
+    # a GPU: one process, reading several recordings at once into shared micro-batches; the CPU: a process per core
+    jobs = args.jobs or (1 if gpu else default_jobs())
+    if jobs > 1 and cfg.replay.recordings_at_once > 1:
+        raise ConfigError("[replay] recordings_at_once is for one reader (--jobs 1, a GPU, or --ray actors); worker "
+                          "processes of --jobs N read one recording at a time")
+    return run_batch(cfg, recordings, out_dir, jobs=min(jobs, len(recordings)))
 
 
 #: The bundled sample's input name: a lesson, whose two voices ``--diarize`` tells apart (``Lesson/A`` the teacher,
@@ -657,7 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     r = command("replay", "run the monitor on recordings, as fast as possible (or --realtime)", REPLAY_EPILOG)
-    r.add_argument("files", nargs="*", help="audio/video files (anything FFmpeg decodes); several play side by side, one input each")
+    r.add_argument("files", nargs="*", help="audio/video files (anything FFmpeg decodes); several play side by side, one input "
+                                            "each, in one session; a folder (or --manifest, --out-dir, --jobs) makes a batch: "
+                                            "one session CSV per recording, and a summary")
     r.add_argument("--sample", action="store_true",
                    help="replay the bundled sample: a lesson, a teacher and a student in one input named Lesson "
                         "(add --diarize to tell them apart: Lesson/A, Lesson/B)")
@@ -675,6 +751,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--best", action="store_true",
                    help="also read every utterance at the [replay] best_speeds (0.95x and 1.05x) and average: about "
                         "twice the CPU of the default reading, for a small gain (docs/MODEL_CARD.md)")
+    r.add_argument("--out-dir", metavar="DIR",
+                   help="batch: the folder for each recording's <name>.csv and summary.csv (default sessions/<date>_<time>/); "
+                        "a re-run with the same folder skips the recordings already complete there")
+    r.add_argument("--manifest", metavar="CSV",
+                   help="batch: recordings listed in a CSV with columns path[,speakers][,split_channels] (speakers like "
+                        "0=Counsellor;1=Client; relative paths from the manifest's folder)")
+    r.add_argument("--jobs", type=int, metavar="N",
+                   help="batch: N worker processes, each loading the models once; cores are split between them "
+                        "(default: one per core, at most one per 1.5 GiB of available memory; with a GPU, 1: this process "
+                        "reads [replay] recordings_at_once recordings at once on it)")
+    r.add_argument("--ray", metavar="ADDRESS",
+                   help="batch on a Ray cluster: ADDRESS (host:port, ray://host:port), auto (the cluster this machine is in) "
+                        "or local (a local instance on this machine's CPUs); one model-holding actor per runtime.threads "
+                        "CPUs (1 when 0) or per GPU with --compute cuda; CSVs are written here. Needs the ray extra: "
+                        "pip install -e \".[ray]\" (docs/SCALING.md)")
+    r.add_argument("--ray-upload", action="store_true",
+                   help="with --ray: ship each recording's bytes through Ray's object store (default: the workers read "
+                        "the path, which they must see, e.g. on shared storage)")
     _add_monitor_options(r, dashboard_default="off")
     r.set_defaults(func=cmd_replay)
 

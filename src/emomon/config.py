@@ -293,6 +293,9 @@ class ReplayConfig:
     batch_wait_ms: int = _opt(1000, lo=0, hi=60000,
                               doc="inference worker: longest wait to fill a micro-batch in a full-speed replay (nobody "
                                   "waits for a row there, and a fuller batch costs less per utterance)")
+    recordings_at_once: int = _opt(0, lo=0, hi=64,
+                                   doc="batch replay: recordings one reader (the driver, a Ray actor) reads at once, their "
+                                       "utterances sharing its device's micro-batches (0 = 1 on the CPU, 4 on a GPU)")
 
 
 @dataclass(frozen=True)

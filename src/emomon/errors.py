@@ -14,11 +14,16 @@ Exit codes (documented in the README):
 5     audio device problem (unknown or unavailable input device)
 6     cannot write output (missing or read-only directory, disk full)
 7     out of memory or out of threads (the rows already finished are kept)
+8     batch replay: some recordings failed (each is a row of the summary CSV and a line on stderr; the rest are done)
 130   interrupted (Ctrl-C / SIGINT); 143 for SIGTERM; finished results are kept
 ====  =====================================================================
 """
 
 from __future__ import annotations
+
+
+#: ``emomon replay`` of a batch in which some recordings failed (the others' CSVs and the summary are written).
+BATCH_PARTIAL = 8
 
 
 class EmomonError(Exception):
