@@ -592,7 +592,8 @@ def run_batch(cfg: EmomonConfig, recordings: list[Recording], out_dir: Path, *, 
                                  what="write the session CSV")
                 if result.error:
                     failed.append(rec.name)
-                    bar.print(f"emomon: {rec.path}: {result.error}")
+                    where = "" if str(rec.path) in result.error else f"{rec.path}: "  # (a decoding error names it)
+                    bar.print(f"emomon: {where}{result.error}")
                 done[rec.name] = summary_rows(result)
                 write_summary(now=False)
                 bar.advance(rec.name, seconds.get(rec.name, 0.0))
